@@ -1,0 +1,31 @@
+"""Tasks: a registry of learning problems, each owning its data, model head, loss, metrics and baseline.
+
+``get_task(name)`` returns a task class; ``task_names()`` lists them. Importing this package registers the
+built-in tasks. See :mod:`rnnlab.tasks.base` for the interface a new task implements.
+"""
+
+from rnnlab.tasks.base import (
+    SPLITS,
+    Batch,
+    MetricSums,
+    Task,
+    TaskOption,
+    get_task,
+    map_state,
+    register_task,
+    registered_tasks,
+    task_names,
+)
+
+__all__ = [
+    "SPLITS",
+    "Batch",
+    "MetricSums",
+    "Task",
+    "TaskOption",
+    "get_task",
+    "map_state",
+    "register_task",
+    "registered_tasks",
+    "task_names",
+]
