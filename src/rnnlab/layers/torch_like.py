@@ -7,7 +7,7 @@ new is keyword-only. The vanilla variant loads a ``torch.nn`` module's ``state_d
 from __future__ import annotations
 
 from rnnlab.cells import GRUMath, LSTMMath, RNNMath
-from rnnlab.cells.base import CellMath
+from rnnlab.cells.base import CellMath, check_positive_int
 from rnnlab.errors import InputError
 from rnnlab.layers.recurrent import Recurrent
 
@@ -78,6 +78,7 @@ class LSTM(Recurrent):
                  layer_norm=False, **options):
         if not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0:
             raise InputError(f"proj_size must be a non-negative int, got {proj_size!r}")
+        check_positive_int("hidden_size", hidden_size)
         if proj_size >= hidden_size:
             raise InputError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
         self.proj_size, self.variant, self.layer_norm = proj_size, variant, layer_norm
