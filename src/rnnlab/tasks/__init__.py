@@ -4,9 +4,12 @@
 built-in tasks. See :mod:`rnnlab.tasks.base` for the interface a new task implements.
 """
 
+# Importing a task module registers it.
+from rnnlab.tasks import adding, copy_memory, digits  # noqa: E402, F401  (registration side effects)
 from rnnlab.tasks.base import (
     SPLITS,
     Batch,
+    MetricAccumulator,
     MetricSums,
     Task,
     TaskOption,
@@ -20,6 +23,7 @@ from rnnlab.tasks.base import (
 __all__ = [
     "SPLITS",
     "Batch",
+    "MetricAccumulator",
     "MetricSums",
     "Task",
     "TaskOption",

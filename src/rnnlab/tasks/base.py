@@ -55,6 +55,7 @@ from rnnlab.errors import InputError
 __all__ = [
     "SPLITS",
     "Batch",
+    "MetricAccumulator",
     "MetricSums",
     "Task",
     "TaskOption",
@@ -76,6 +77,24 @@ MetricSums = dict[str, tuple[float, float]]
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+class MetricAccumulator:
+    """Adds :data:`MetricSums` over batches; :meth:`means` divides each sum by its count."""
+
+    def __init__(self) -> None:
+        self._totals: dict[str, list[float]] = {}
+
+    def add(self, sums: MetricSums) -> None:
+        """Add one batch's sums and counts."""
+        for name, (total, count) in sums.items():
+            acc = self._totals.setdefault(name, [0.0, 0.0])
+            acc[0] += float(total)
+            acc[1] += float(count)
+
+    def means(self) -> dict[str, float]:
+        """``{name: sum / count}`` (NaN for a metric that counted nothing)."""
+        return {name: (t / c if c else float("nan")) for name, (t, c) in self._totals.items()}
 
 
 @dataclass
@@ -193,13 +212,15 @@ class Task(abc.ABC):
         options: the task-specific :class:`TaskOption` s; the CLI rejects any option not listed here.
         monitor: the validation metric that selects the best checkpoint and drives early stopping.
         higher_is_better: whether a larger ``monitor`` is better (accuracy) or worse (mse, nll).
+        allows_bidirectional: whether a bidirectional layer is legitimate (``False`` where seeing the future
+            would leak the targets: next-step prediction, forecasting).
         defaults: the training budget that solves the task with the zero-option command, as overrides of the
             trainer's config fields: ``hidden_size``, ``num_layers``, ``steps``, ``batch_size``, ``lr``,
             ``clip_norm``, ``eval_every``, ``patience``, ``optimizer``, ``schedule``, ``warmup_steps``, ...
             (see :mod:`rnnlab.train.config`). The user's options override them.
 
     Instance attributes:
-        options: ``dict`` of every option's value after validation (recorded in the run's ``config.json``).
+        settings: ``dict`` of every option's value after validation (recorded in the run's ``config.json``).
         input_size: features per time step that the recurrent layer receives (after :meth:`build_encoder`).
 
     Construction validates the options: ``Task(seq_len=100)``; unknown names raise :class:`InputError`.
@@ -211,12 +232,13 @@ class Task(abc.ABC):
     options: ClassVar[tuple[TaskOption, ...]] = ()
     monitor: ClassVar[str]
     higher_is_better: ClassVar[bool] = False
+    allows_bidirectional: ClassVar[bool] = True
     defaults: ClassVar[Mapping[str, Any]] = {}
 
     input_size: int
 
     def __init__(self, **options: Any) -> None:
-        self.options: dict[str, Any] = self.resolve_options(options)
+        self.settings: dict[str, Any] = self.resolve_options(options)
 
     # ----------------------------------------------------------------------------------------------- options
     @classmethod
@@ -307,6 +329,19 @@ class Task(abc.ABC):
         Reported beside the model's metrics so that a result means something.
         """
 
+    def evaluate_predictor(
+        self, predict: Callable[[Batch], torch.Tensor], split: str = "test", batch_size: int = 1000
+    ) -> dict[str, float]:
+        """The metrics of ``predict`` (a batch -> outputs shaped like the head's) over ``split``.
+
+        How :meth:`baseline` implementations score their trivial predictor with the task's own metrics.
+        """
+        acc = MetricAccumulator()
+        with torch.no_grad():
+            for batch in self.eval_batches(split, batch_size):
+                acc.add(self.metric_sums(predict(batch), batch))
+        return self.finalize_metrics(acc.means())
+
     # -------------------------------------------------------------------------------- optional capabilities
     def generate(self, model: nn.Module, **kwargs: Any) -> Any:
         """Produce output from a trained model step by step, carrying the layer's state (sampling text or
@@ -337,10 +372,11 @@ class Task(abc.ABC):
             return True
         return value > best if self.higher_is_better else value < best
 
-    def describe(self) -> str:
+    @classmethod
+    def describe(cls) -> str:
         """One line: name, summary, options with their defaults."""
-        opts = " ".join(f"{o.flag} {o.default}" for o in self.options)
-        return f"{self.name}: {self.summary}" + (f" [{opts}]" if opts else "")
+        opts = " ".join(f"{o.flag} {o.default}" for o in cls.options)
+        return f"{cls.name}: {cls.summary}" + (f" [{opts}]" if opts else "")
 
 
 # --------------------------------------------------------------------------------------------------- registry
