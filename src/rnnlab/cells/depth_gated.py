@@ -23,6 +23,7 @@ from torch import Tensor
 
 from rnnlab.cells.base import Params, State, layer_norm
 from rnnlab.cells.lstm import LSTMMath
+from rnnlab.cells.probe import record_gate
 
 
 class DepthGatedMath(LSTMMath):
@@ -55,7 +56,11 @@ class DepthGatedMath(LSTMMath):
         i, f, g, o = pre.split(H, dim=-1)
         w_cd, w_ld = p["weight_depth"]
         d = (d_pre + w_cd * c + w_ld * c_lower).sigmoid()
-        c_new = d * c_lower + f.sigmoid() * c + i.sigmoid() * g.tanh()
+        record_gate("depth", d)
+        i, f, o = i.sigmoid(), f.sigmoid(), o.sigmoid()
+        c_new = d * c_lower + f * c + i * g.tanh()
         c_act = layer_norm(c_new, p["ln_weight_cell"], p["ln_bias_cell"]) if self.layer_norm else c_new
-        return o.sigmoid() * c_act.tanh(), c_new
+        for name, gate in (("input", i), ("forget", f), ("output", o)):
+            record_gate(name, gate)
+        return o * c_act.tanh(), c_new
 

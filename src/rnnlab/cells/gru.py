@@ -64,6 +64,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.cells.base import CellMath, Params, State
+from rnnlab.cells.probe import record_gate
 from rnnlab.errors import InputError
 
 _LAYOUT = {  # variant: (gates_ih, gates_hh)
@@ -119,10 +120,13 @@ class GRUMath(CellMath):
             rz = (gx[:, :2 * H] + gh[:, :2 * H]).sigmoid()
             r, z = rz[:, :H], rz[:, H:]
             n = (gx[:, 2 * H:] + r * gh[:, 2 * H:]).tanh()
+            record_gate("reset", r)
+            record_gate("update", z)
             return ((1.0 - z) * n + z * h,)
         if v == "mgu":
             f = (gx[:, :H] + self.recurrent(h, p, self.rows(self.gates_hh, "f"))).sigmoid()
             n = (gx[:, H:] + self.recurrent(f * h, p, self.rows(self.gates_hh, "n"))).tanh()
+            record_gate("forget", f)
             return ((1.0 - f) * h + f * n,)
         # reset applied before the recurrent product of the candidate: reset_before and the MUTs
         gx_r, gx_z, gx_n = gx.split(H, dim=-1)
@@ -136,6 +140,8 @@ class GRUMath(CellMath):
             else:  # mut3: z sees tanh(h)
                 z = (gx_z + self.recurrent(h.tanh(), p, self.rows(self.gates_hh, "z"))).sigmoid()
         n = (gx_n + self.recurrent(r * h, p, self.rows(self.gates_hh, "n"))).tanh()
+        record_gate("reset", r)
+        record_gate("update", z)
         if v == "reset_before":
             return ((1.0 - z) * n + z * h,)
         return (n * z + h * (1.0 - z),)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from rnnlab.cells.base import CellMath, Params, State, layer_norm, linear
+from rnnlab.cells.probe import record_gate
 
 _GATES_WITHOUT = {"cifg": "i", "nig": "i", "nfg": "f", "nog": "o"}
 
@@ -99,9 +100,15 @@ class LSTMMath(CellMath):
             c_act = c_act.tanh()
         if "o" in blocks:
             o_pre = blocks["o"] if peep is None else blocks["o"] + peep[2] * c_new
-            h_new = o_pre.sigmoid() * c_act
+            o = o_pre.sigmoid()
+            h_new = o * c_act
+            record_gate("output", o)
         else:  # nog
             h_new = c_act
+        if f is not None:
+            record_gate("forget", f)
+        if i is not None:
+            record_gate("input", i)
         if self.proj_size > 0:
             h_new = linear(h_new, p["weight_hr"], None)
         return h_new, c_new

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.cells.base import CellMath, Params, State
+from rnnlab.cells.probe import active_probe
 from rnnlab.engine.zoneout import Zoneout
 
 
@@ -30,6 +31,9 @@ def run_reference(cell: CellMath, gx: Tensor, state0: State, p: Params, *, lengt
     With ``lengths`` ``(B,)``, batch element ``b`` stops updating after ``lengths[b]`` steps.
     """
     p = cell.prepare(p)
+    probe = active_probe()
+    if probe is not None:
+        probe.begin_sequence()
     state = state0
     steps = []
     for t in range(gx.shape[0]):
@@ -40,6 +44,9 @@ def run_reference(cell: CellMath, gx: Tensor, state0: State, p: Params, *, lengt
             active = (t < lengths).unsqueeze(1)  # (B, 1)
             new = tuple(torch.where(active, n, o) for n, o in zip(new, state, strict=True))
         state = new
+        if probe is not None and state[0].requires_grad:
+            state[0].retain_grad()
+            probe.states[-1].append(state[0])
         steps.append(state)
     if all_states:
         sequence = tuple(torch.stack(s) for s in zip(*steps, strict=True))

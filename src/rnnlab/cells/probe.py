@@ -1,0 +1,59 @@
+"""Observing a forward pass from inside: the activations of every gate and the state at every step.
+
+Diagnostics (gradient flow, gate saturation) open a :func:`probing` context and run a model with the
+reference engine; the cell math reports each gate's activation through :func:`record_gate` and the engine
+reports each step's output state through :func:`record_state`. Outside a probe both are a no-op (one
+context-variable lookup), and fused engines never call them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from torch import Tensor
+
+_ACTIVE: ContextVar[Probe | None] = ContextVar("rnnlab_probe", default=None)
+
+
+class Probe:
+    """What one probed forward pass recorded.
+
+    Attributes:
+        gates: ``{gate name: [activation (B, H) at each recorded step, ...]}`` over every layer and direction.
+        states: ``[[h_t (B, P) for t in range(T)] for each engine call]`` in call order (layer 0 forward,
+            layer 0 backward, layer 1 forward, ...). Each ``h_t`` retains its gradient, so after
+            ``loss.backward()`` ``h_t.grad`` is the total derivative of the loss with respect to ``h_t``.
+    """
+
+    def __init__(self) -> None:
+        self.gates: dict[str, list[Tensor]] = defaultdict(list)
+        self.states: list[list[Tensor]] = []
+
+    def begin_sequence(self) -> None:
+        self.states.append([])
+
+
+def active_probe() -> Probe | None:
+    """The probe of the enclosing :func:`probing` context, or ``None``."""
+    return _ACTIVE.get()
+
+
+def record_gate(name: str, activation: Tensor) -> None:
+    """Report a gate's activation ``(B, H)`` at the current step to the active probe, if any."""
+    probe = _ACTIVE.get()
+    if probe is not None:
+        probe.gates[name].append(activation.detach())
+
+
+@contextmanager
+def probing() -> Iterator[Probe]:
+    """Record gates and states of every reference-engine forward pass run inside the block."""
+    probe = Probe()
+    token = _ACTIVE.set(probe)
+    try:
+        yield probe
+    finally:
+        _ACTIVE.reset(token)
