@@ -150,13 +150,14 @@ def _parse_dates(column: pd.Series, name: str, source: str) -> np.ndarray:
     for row, value in enumerate(raw):
         if is_missing(value):
             raise InputError(f"date column '{name}' of {source} is empty at data row {row + 1}")
-    parsed = pd.to_datetime(pd.Series([str(v) for v in raw]), errors="coerce", format="mixed")
+    # Each value parsed on its own (ISO 8601 and the usual forms; "01/02/2020" is month first); offsets -> UTC.
+    parsed = pd.to_datetime(pd.Series([str(v) for v in raw]), errors="coerce", format="mixed", utc=True)
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         raise InputError(
             f"date column '{name}' of {source} must hold dates; found {raw[bad[0]]!r} at data row {bad[0] + 1}"
         )
-    return parsed.to_numpy().astype("datetime64[ns]")
+    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
 
 
 def fill_gaps(values: np.ndarray, dates: np.ndarray | None = None) -> tuple[np.ndarray, int]:
