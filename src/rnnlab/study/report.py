@@ -191,7 +191,8 @@ def plot_gradient_flow(diagnostics) -> str:
         for stage, style in (("init", "--"), ("trained", "-")):
             d = diag[stage]
             norms = [max(n, 1e-30) for n in d["grad_norm"]]
-            ax.plot(d["distance"], norms, style, color=color, label=f"{label} ({'initial' if stage == 'init' else 'trained'})")
+            when = "initial" if stage == "init" else "trained"
+            ax.plot(d["distance"], norms, style, color=color, label=f"{label} ({when})")
     ax.set_yscale("log")
     ax.set_xlabel("distance from the end of the sequence (time steps)")
     ax.set_ylabel("‖∂loss/∂h_t‖ (mean over the batch)")
