@@ -44,6 +44,7 @@ import abc
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -260,6 +261,47 @@ class Task(abc.ABC):
             values[key] = cls.option(key).convert(value)
         return values
 
+    @classmethod
+    def parse_cli_args(cls, args: Sequence[str]) -> dict[str, str]:
+        """The task options in command-line words: ``["--seq-len", "100", "--flag", "--no-other"]``.
+
+        Accepts ``--name VALUE``, ``--name=VALUE`` and, for bool options, ``--name`` / ``--no-name``.
+        Returns ``{python_name: string value}``, to be converted by :meth:`resolve_options`.
+
+        Raises:
+            InputError: a word that is not an option, an option the task does not declare, a missing value.
+        """
+        values: dict[str, str] = {}
+        words = list(args)
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if not word.startswith("--") or len(word) == 2:
+                raise InputError(f"unexpected argument {word!r} (task {cls.name} takes options --name VALUE)")
+            flag, has_value, value = word[2:].partition("=")
+            name = flag.replace("-", "_")
+            negated = name.startswith("no_") and not any(o.name == name for o in cls.options)
+            if negated:
+                option = cls.option(name[3:])
+                if option.type is not bool or has_value:
+                    raise InputError(f"--{flag} is not an option of task {cls.name}")
+                values[option.name] = "false"
+                i += 1
+                continue
+            option = cls.option(name)
+            if has_value:
+                values[name] = value
+                i += 1
+            elif option.type is bool and (i + 1 == len(words) or words[i + 1].startswith("--")):
+                values[name] = "true"
+                i += 1
+            elif i + 1 < len(words):
+                values[name] = words[i + 1]
+                i += 2
+            else:
+                raise InputError(f"{option.flag} needs a value")
+        return values
+
     # ------------------------------------------------------------------------------------------------- data
     @abc.abstractmethod
     def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[Batch]:
@@ -357,6 +399,19 @@ class Task(abc.ABC):
         :class:`InputError`.
         """
         raise InputError(f"task {self.name} does not support predict")
+
+    def save_artifacts(self, directory: str | Path) -> None:
+        """Write into the run ``directory`` what the task derived from its training data and needs to rebuild
+        its model and use it later without the data (a vocabulary, the class names). Called once when a run
+        starts. The default writes nothing.
+        """
+        return None
+
+    def load_artifacts(self, directory: str | Path) -> None:
+        """Restore what :meth:`save_artifacts` wrote into the run ``directory``, before the model is rebuilt
+        for ``predict`` or ``generate`` (so no data is read). The default restores nothing.
+        """
+        return None
 
     @classmethod
     def supports(cls, capability: str) -> bool:
