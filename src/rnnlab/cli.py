@@ -167,6 +167,173 @@ def eval_command(run_dir: str, split: str, checkpoint: str) -> None:
         click.echo(f"{name:<20} {value:.6g}")
 
 
+# ---------------------------------------------------------------------------------------------------- compare
+def _task_and_options(words: tuple[str, ...], default_task: str, default_options: dict) -> tuple[str, dict]:
+    """Split ``[TASK] [--task-option VALUE ...]`` into the task name and its validated options."""
+    from rnnlab.tasks import get_task
+
+    if words and not words[0].startswith("-"):
+        task, rest = words[0], words[1:]
+        options: dict = {}
+    else:
+        task, rest, options = default_task, words, dict(default_options)
+    return task, {**options, **get_task(task).parse_cli_args(rest)}
+
+
+class _RichStudyProgress:
+    """Study progress as a rich progress bar over runs, with a line per finished run."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=self.console, disable=not enabled)
+        self.task_id = None
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.task_id = self.bar.add_task("runs", total=total)
+
+    def run_done(self, message: str) -> None:
+        self.console.print(message)
+        self.bar.advance(self.task_id)
+
+    def note(self, message: str) -> None:
+        self.console.print(message)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _study_options(f):
+    for decorator in reversed([
+        click.argument("task_args", nargs=-1, type=click.UNPROCESSED),
+        click.option("--cells", default="rnn,lstm,gru", show_default=True,
+                     help="Cells to compare: cell or cell:variant, comma-separated (e.g. lstm:peephole,gru:mut1)."),
+        click.option("--budget", help="Training budget of every run: steps (2000) or seconds (90s)."),
+        click.option("--hidden", type=_POSITIVE, help="Hidden units of every cell (default: the task's)."),
+        click.option("--match-params", type=_POSITIVE, help="Choose hidden sizes to give every cell ~N parameters."),
+        click.option("--workers", type=_POSITIVE, default=2, show_default=True, help="Runs trained at once."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+@cli.command("compare", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@_study_options
+@click.option("--seeds", type=int, default=2, show_default=True, help="Runs per cell (seeds 0..N-1).")
+@click.option("--out", type=click.Path(), default="study", show_default=True, help="Study directory.")
+def compare_command(task_args, cells, budget, hidden, match_params, workers, quiet, seeds, out) -> None:
+    """Compare recurrent cells on a task: every cell x seed under one budget, then a report.
+
+    With no TASK it runs the default study: RNN, LSTM and GRU on the adding problem, a few minutes on two
+    cores. Rerun the same command to finish a study that was killed: finished runs are kept and skipped.
+
+    \b
+    Example:
+      rnnlab compare
+      rnnlab compare digits --cells rnn,lstm,gru,gru:mgu --seeds 3 --budget 300 --out studies/digits
+      rnnlab compare adding --seq-len 100 --cells lstm,lstm:cifg,gru --match-params 20000 --budget 120s
+    """
+    from pathlib import Path
+
+    from rnnlab.study.cellspec import parse_cells
+    from rnnlab.study.compare import DEFAULT_STUDY, Budget, StudyConfig, run_study
+
+    task, task_options = _task_and_options(task_args, DEFAULT_STUDY["task"], DEFAULT_STUDY["task_options"])
+    default_budget = DEFAULT_STUDY["budget"] if not task_args or task_args[0].startswith("-") else None
+    study = StudyConfig(task=task, task_options=task_options, cells=parse_cells(cells), seeds=seeds,
+                        budget=Budget.parse(budget or default_budget), match_params=match_params,
+                        hidden_size=hidden, workers=workers, out=Path(out))
+    progress = _RichStudyProgress(enabled=not quiet)
+    try:
+        summary = run_study(study, progress=progress)
+    finally:
+        progress.stop()
+    _print_cells(summary["cells"])
+    for line in summary["recommendation"]:
+        click.echo(line)
+    click.echo(f"report: {summary['report']}")
+    if summary["failures"]:
+        raise click.ClickException(f"{len(summary['failures'])} run(s) failed; rerun the command to retry them")
+
+
+def _print_cells(rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    table = Table(title=f"test {rows[0]['metric']} (mean ± std over seeds)")
+    for name in ("cell", "test", "params", "ms/step", "solved", "beats baseline"):
+        table.add_column(name, justify="left" if name == "cell" else "right")
+    for r in rows:
+        table.add_row(r["cell"], f"{r['mean']:.4g} ± {r['std']:.2g}", f"{r['params']:,}", f"{r['ms_per_step']:.1f}",
+                      r["reached_threshold"], r["beats_baseline"])
+    Console().print(table)
+
+
+@cli.command("diagnose", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@_study_options
+@click.option("--init-only", is_flag=True, help="Only the freshly initialised models: no training.")
+@click.option("--out", type=click.Path(), default="diagnostics", show_default=True, help="Output directory.")
+def diagnose_command(task_args, cells, budget, hidden, match_params, workers, quiet, init_only, out) -> None:
+    """Gradient flow (the vanishing gradient made visible) and gate saturation per cell, at initialisation and
+    after training one seed; writes gradient_flow.png, gates.png and diagnostics.json.
+
+    \b
+    Example:
+      rnnlab diagnose adding --seq-len 100 --cells rnn,lstm,gru --init-only
+      rnnlab diagnose copy --cells rnn,lstm,gru --budget 300 --out diag/copy
+    """
+    from pathlib import Path
+
+    from rnnlab.study.cellspec import parse_cells
+    from rnnlab.study.compare import DEFAULT_STUDY, Budget, StudyConfig, diagnose_initial, run_study
+    from rnnlab.study.report import write_diagnostics
+    from rnnlab.train.rundir import write_json_atomic
+
+    task, task_options = _task_and_options(task_args, DEFAULT_STUDY["task"], DEFAULT_STUDY["task_options"])
+    default_budget = DEFAULT_STUDY["budget"] if not task_args or task_args[0].startswith("-") else None
+    study = StudyConfig(task=task, task_options=task_options, cells=parse_cells(cells), seeds=1,
+                        budget=Budget.parse(budget or default_budget), match_params=match_params,
+                        hidden_size=hidden, workers=workers, out=Path(out))
+    if init_only:
+        study.validate()
+        diagnostics = diagnose_initial(study)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(out) / "diagnostics.json", diagnostics)
+    else:
+        progress = _RichStudyProgress(enabled=not quiet)
+        try:
+            diagnostics = run_study(study, progress=progress)["diagnostics"]
+        finally:
+            progress.stop()
+    for path in write_diagnostics(out, diagnostics):
+        click.echo(f"wrote {path}")
+
+
+@cli.command("runs")
+@click.argument("directory", type=click.Path(), default="study")
+def runs_command(directory: str) -> None:
+    """List the finished runs of a study directory.
+
+    \b
+    Example:
+      rnnlab runs studies/digits
+    """
+    from rnnlab.study.report import list_runs
+
+    for r in list_runs(directory):
+        monitor = r.get("monitor", "")
+        value = r.get("metrics", {}).get(f"test_{monitor}")
+        click.echo(f"{r['run_id']:<24} {r.get('label', r['cell']):<16} seed {r['seed']}  test {monitor} "
+                   f"{value:.4g}  {r['params']:,} params  {r['train_seconds']:.0f} s  {r.get('run_dir', '')}")
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def _one_line(message: object) -> str:
     return " ".join(str(message).split())

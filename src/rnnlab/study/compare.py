@@ -27,6 +27,10 @@ from rnnlab.tasks import get_task
 from rnnlab.train.config import RunConfig, build_config
 from rnnlab.train.rundir import RunDir, write_json_atomic
 
+#: the zero-option study (`rnnlab compare`): long enough dependencies that a plain RNN fails, short enough
+#: that LSTM and GRU solve them in about three minutes on two cores
+DEFAULT_STUDY = {"task": "adding", "task_options": {"seq_len": 50}, "budget": "600"}
+
 
 @dataclass
 class Budget:
@@ -146,15 +150,30 @@ def plan_jobs(study: StudyConfig) -> list[RunJob]:
             build_config(study.task, study.task_options, overrides)  # fail before training on a bad option
             run_id = f"{spec.slug}-s{seed}"
             jobs.append(RunJob(run_id, study.task, dict(study.task_options), overrides,
-                               str(study.out / "runs" / run_id), threads, extra={"label": spec.label}))
+                               str(study.out / "runs" / run_id), threads,
+                               extra={"label": spec.label, "run_dir": str(study.out / "runs" / run_id)}))
     return jobs
 
 
+class StudyProgress:
+    """What a study reports while it works; the CLI draws a progress bar from it. The default is silent."""
+
+    def start(self, total: int) -> None:
+        """``total`` runs are about to train."""
+
+    def run_done(self, message: str) -> None:
+        """One run ended (finished or failed)."""
+
+    def note(self, message: str) -> None:
+        """Anything else worth a line."""
+
+
 def run_study(study: StudyConfig, executor: Executor | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: StudyProgress | None = None) -> dict[str, Any]:
     """Run the study (skipping finished runs), diagnose, write the report; returns the summary dict."""
     study.validate()
-    say = progress or (lambda message: None)
+    progress = progress or StudyProgress()
+    say = progress.note
     jobs = plan_jobs(study)
     with ResultsStore(study.out, study.signature()) as store:
         finished = store.finished()
@@ -171,16 +190,17 @@ def run_study(study: StudyConfig, executor: Executor | None = None,
         if skipped:
             say(f"{skipped} of {len(jobs)} runs already finished in {study.out}; running the other {len(todo)}")
         failures: list[str] = []
+        progress.start(len(todo))
 
         def on_done(job: RunJob, results: dict[str, Any] | None, error: str | None) -> None:
             if results is None:
                 failures.append(f"{job.run_id}: {error}")
-                say(f"run {job.run_id} failed: {error}")
+                progress.run_done(f"run {job.run_id} failed: {error}")
                 return
             store.record(job.run_id, results)
             monitor = results["monitor"]
-            say(f"finished {job.run_id}: test {monitor} {results['metrics'].get('test_' + monitor):.4g} "
-                f"in {results['train_seconds']:.0f} s")
+            progress.run_done(f"finished {job.run_id}: test {monitor} "
+                              f"{results['metrics'].get('test_' + monitor):.4g} in {results['train_seconds']:.0f} s")
 
         (executor or LocalExecutor(study.workers)).run(todo, on_done)
         all_results = store.results()
@@ -191,7 +211,16 @@ def run_study(study: StudyConfig, executor: Executor | None = None,
 
     summary = write_report(study, runs, diagnostics)
     summary["failures"] = failures
+    summary["diagnostics"] = diagnostics
     return summary
+
+
+def diagnose_initial(study: StudyConfig) -> dict[str, Any]:
+    """Gradient flow and gates of each cell's model at its seeded initialisation (no training)."""
+    from rnnlab.study.diagnostics import diagnose
+
+    return {job.extra["label"]: {"init": diagnose(build_config(study.task, study.task_options, job.overrides))}
+            for job in plan_jobs(study) if job.overrides["seed"] == 0}
 
 
 def diagnose_study(study: StudyConfig, jobs: list[RunJob], say: Callable[[str], None]) -> dict[str, Any]:

@@ -117,7 +117,8 @@ def recommend(study, rows: list[dict[str, Any]], diagnostics: dict[str, Any]) ->
                    f"{cheapest['ms_per_step']:.1f} ms per step): pick it unless you need the last bit.")
     else:
         out.append(f"Pick {best['cell']}: no other cell comes within one standard deviation of it.")
-    reach = {label: gradient_reach(diag["trained"]["grad_norm"]) for label, diag in diagnostics.items()}
+    reach = {label: gradient_reach(diag["trained"]["grad_norm"]) for label, diag in diagnostics.items()
+             if "trained" in diag}
     reach = {label: r for label, r in reach.items() if r is not None}
     if reach:
         steps = len(next(iter(diagnostics.values()))["trained"]["grad_norm"]) - 1
@@ -155,7 +156,7 @@ def plot_learning_curves(study, runs, metric: str) -> str:
                        if m.get("split") == "valid" and metric in m]
             curves.append(([m["step"] for m in records], [m[metric] for m in records]))
         for j, (steps, values) in enumerate(curves):
-            ax.plot(steps, values, color=COLORS[i % len(COLORS)], alpha=0.85,
+            ax.plot(steps, values, marker=".", color=COLORS[i % len(COLORS)], alpha=0.85,
                     label=spec.label if j == 0 else None)
     baseline = next(iter(runs.values()))["baseline"].get(f"test_{metric}") if runs else None
     if baseline is not None:
@@ -189,6 +190,8 @@ def plot_gradient_flow(diagnostics) -> str:
     for i, (label, diag) in enumerate(diagnostics.items()):
         color = COLORS[i % len(COLORS)]
         for stage, style in (("init", "--"), ("trained", "-")):
+            if stage not in diag:
+                continue
             d = diag[stage]
             norms = [max(n, 1e-30) for n in d["grad_norm"]]
             when = "initial" if stage == "init" else "trained"
@@ -203,18 +206,20 @@ def plot_gradient_flow(diagnostics) -> str:
 
 
 def plot_gates(diagnostics) -> str | None:
-    gated = {label: d for label, d in diagnostics.items() if d["trained"]["gates"]}
+    latest = {label: (d["trained"] if "trained" in d else d["init"]) for label, d in diagnostics.items()}
+    stage = "trained" if all("trained" in d for d in diagnostics.values()) else "initial"
+    gated = {label: d for label, d in latest.items() if d["gates"]}
     if not gated:
         return None
     fig, axes = plt.subplots(1, len(gated), figsize=(4.2 * len(gated), 3.4), squeeze=False)
     for ax, (label, diag) in zip(axes[0], gated.items(), strict=True):
-        for i, (name, g) in enumerate(diag["trained"]["gates"].items()):
+        for i, (name, g) in enumerate(diag["gates"].items()):
             edges, counts = g["edges"], g["counts"]
             total = max(1, sum(counts))
             centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
             ax.plot(centers, [c / total for c in counts], marker=".", color=COLORS[i % len(COLORS)],
                     label=f"{name} ({100 * g['saturated']:.0f}% saturated)")
-        ax.set_title(f"{label}: gate activations (trained)")
+        ax.set_title(f"{label}: gate activations ({stage})")
         ax.set_xlabel("activation (0 = closed, 1 = open)")
         ax.set_ylabel("share of activations")
         ax.legend(fontsize=8)
@@ -302,6 +307,19 @@ figure {{ margin: 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; fo
 <div class="figs">{figs}</div>
 </body></html>
 """
+
+
+def write_diagnostics(out: str | Path, diagnostics: dict[str, Any]) -> list[Path]:
+    """``gradient_flow.png`` (and ``gates.png`` if any cell has gates) in ``out``: what ``rnnlab diagnose``
+    writes beside ``diagnostics.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, image in (("gradient_flow.png", plot_gradient_flow(diagnostics)), ("gates.png", plot_gates(diagnostics))):
+        if image is not None:
+            (out / name).write_bytes(base64.b64decode(image))
+            written.append(out / name)
+    return written
 
 
 def list_runs(directory: str | Path) -> list[dict[str, Any]]:

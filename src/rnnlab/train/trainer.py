@@ -166,7 +166,8 @@ class Trainer:
         bar = ProgressBar(self.total_steps, self.step, self.task.monitor, enabled=self.progress)
         try:
             with bar, self._graceful_interrupt(), torch_threads(self.config.loop.threads):
-                while self.step < end and not (self.stopped_early or self.diverged or self._stop_requested):
+                while self.step < end and not (self.stopped_early or self.diverged or self._stop_requested
+                                               or self._out_of_time(started)):
                     loss = self._train_step(next(batches).to(self.device))
                     self.step += 1
                     if not math.isfinite(loss):
@@ -192,7 +193,9 @@ class Trainer:
                     elif self.progress:
                         bar.update(self.step)
                 self.train_seconds += time.perf_counter() - started
-                finished = self.step >= self.total_steps or self.stopped_early or self.diverged
+                started = time.perf_counter()
+                finished = (self.step >= self.total_steps or self.stopped_early or self.diverged
+                            or self._out_of_time(started))
                 if self.last_eval_step != self.step:
                     if finished and not self.diverged:
                         self._validate(logger)  # the last step is always evaluated
@@ -203,6 +206,11 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
         return self._finish() if finished else None
+
+    def _out_of_time(self, started: float) -> bool:
+        """Whether the wall-clock budget ``max_seconds`` is spent (``started``: when this session's clock began)."""
+        limit = self.config.loop.max_seconds
+        return limit is not None and self.train_seconds + (time.perf_counter() - started) >= limit
 
     def _validate(self, logger: MetricsLogger) -> float:
         """Evaluate on ``valid``, log, keep the best checkpoint, save the latest; the monitored value."""
