@@ -36,7 +36,7 @@ def lr_factor(config: OptimConfig, step: int, total_steps: int) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.schedule == "cosine":
-        span = max(total_steps - config.warmup_steps, 1)
+        span = max(total_steps - 1 - config.warmup_steps, 1)
         progress = min((step - config.warmup_steps) / span, 1.0)
         return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     if config.schedule == "step":

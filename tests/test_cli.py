@@ -1,0 +1,173 @@
+"""The command line: listing, training, evaluating, and one-line errors (exit code 2) on every bad input."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from rnnlab.cli import cli, main
+
+TINY = ["--cell", "gru", "--hidden", "8", "--steps", "10", "--eval-every", "5", "--batch-size", "32", "--quiet"]
+
+
+def run_cli(capsys, *args):
+    """Run `rnnlab ARGS` in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rnnlab: error: ") and "Traceback" not in err
+    assert pattern in lines[0], lines[0]
+
+
+def snapshot(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny finished digits run, shared by the tests that need a run directory (copy before changing)."""
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "digits", *TINY, "--out", str(out)])
+    assert exit_info.value.code == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    return out
+
+
+def test_tasks_lists_one_line_per_task(capsys):
+    code, out, _ = run_cli(capsys, "tasks")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.strip().splitlines()}
+    assert {"adding", "copy", "digits"} <= set(lines)
+    assert "--seq-len 200" in lines["adding"]
+
+
+@pytest.mark.parametrize("command", [[], ["tasks"], ["train"], ["eval"]])
+def test_every_help_has_an_example(capsys, command):
+    code, out, _ = run_cli(capsys, *command, "--help")
+    assert code == 0 and "Example" in out
+
+
+def test_every_command_has_an_example_in_its_help():
+    for name, command in cli.commands.items():
+        assert "Example" in (command.help or ""), name
+
+
+def test_train_then_eval(capsys, trained):
+    results = json.loads((trained / "results.json").read_text())
+    assert results["task"] == "digits" and results["cell"] == "gru" and results["steps"] == 10
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"]["hidden_size"] == 8 and config["loop"]["eval_every"] == 5
+    code, out, _ = run_cli(capsys, "eval", str(trained))
+    assert code == 0
+    printed = dict(line.split() for line in out.strip().splitlines())
+    assert float(printed["test_accuracy"]) == pytest.approx(results["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def test_task_specific_option_reaches_the_task(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "copy", "--seq-len", "3", "--copy-len", "2", *TINY,
+                           "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["task_options"] == {"seq_len": 3, "copy_len": 2}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: adding"),
+        (["train", "digits", "--cell", "transformer"], "Invalid value for '--cell'"),
+        (["train", "digits", "--cell", "lstm", "--variant", "mut1"], "unknown lstm variant 'mut1'"),
+        (["train", "digits", "--seq-len", "10"], "option --seq-len does not apply to task digits"),
+        (["train", "adding", "--copy-len", "3"], "option --copy-len does not apply to task adding"),
+        (["train", "copy", "--copy-len", "zero"], "--copy-len expects int, got 'zero'"),
+        (["train", "copy", "--copy-len", "0"], "--copy-len expects a value >= 1"),
+        (["train", "digits", "--hidden", "0"], "'--hidden': 0 is not in the range x>=1"),
+        (["train", "digits", "--layers", "-2"], "'--layers'"),
+        (["train", "digits", "--batch-size", "0"], "'--batch-size'"),
+        (["train", "digits", "--steps", "0"], "'--steps'"),
+        (["train", "adding", "--seq-len", "0"], "'--seq-len'"),
+        (["train", "digits", "--steps", "5", "--epochs", "1"], "either --steps or --epochs"),
+        (["train", "digits", "--resume"], "--resume needs --out"),
+        (["train", "digits", "--cell", "rnn", "--forget-bias", "1"], "forget_bias does not apply to rnn"),
+        (["eval"], "Missing argument 'RUN_DIR'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # should a case train after all, its run lands here
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, message)
+
+
+def test_unwritable_out(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, _, err = run_cli(capsys, "train", "digits", *TINY, "--out", str(blocker / "run"))
+    assert_one_line_error(code, err, "cannot write the run directory")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_existing_run_is_not_overwritten(capsys, run_copy):
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, "train", "digits", *TINY, "--out", str(run_copy))
+    assert_one_line_error(code, err, "is not empty; pass --resume")
+    assert snapshot(run_copy) == before
+
+
+def test_resume_with_different_options_is_refused(capsys, run_copy):
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, "train", "digits", "--hidden", "32", "--out", str(run_copy), "--resume")
+    assert_one_line_error(code, err, "options differ from the run's config.json: hidden_size 32 (run: 8)")
+    code, _, err = run_cli(capsys, "train", "adding", "--out", str(run_copy), "--resume")
+    assert_one_line_error(code, err, "is a run of task digits, not adding")
+    assert snapshot(run_copy) == before
+
+
+def test_resume_of_a_finished_run_is_idempotent(capsys, run_copy):
+    results = json.loads((run_copy / "results.json").read_text())
+    code, _, err = run_cli(capsys, "train", "digits", "--out", str(run_copy), "--resume", "--quiet")
+    assert code == 0, err
+    again = json.loads((run_copy / "results.json").read_text())
+    assert again["metrics"] == results["metrics"] and again["steps"] == results["steps"]
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_corrupt_checkpoint(capsys, run_copy, which):
+    path = run_copy / "checkpoints" / f"{which}.pt"
+    path.write_bytes(path.read_bytes()[:300])
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, "eval", str(run_copy), "--checkpoint", which)
+    assert_one_line_error(code, err, "cannot read checkpoint")
+    code, _, err = run_cli(capsys, "train", "digits", "--out", str(run_copy), "--resume")
+    assert_one_line_error(code, err, "cannot read checkpoint")
+    assert snapshot(run_copy) == before
+
+
+def test_foreign_checkpoint(capsys, run_copy):
+    path = run_copy / "checkpoints" / "last.pt"
+    torch.save({"model": {"weight": torch.ones(2)}}, path)
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, "train", "digits", "--out", str(run_copy), "--resume")
+    assert_one_line_error(code, err, "is not an rnnlab checkpoint")
+    code, _, err = run_cli(capsys, "eval", str(run_copy), "--checkpoint", "last")
+    assert_one_line_error(code, err, "is not an rnnlab checkpoint")
+    assert snapshot(run_copy) == before
+
+
+def test_eval_of_a_directory_that_is_no_run(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "eval", str(tmp_path))
+    assert_one_line_error(code, err, "is not a run directory")

@@ -1,0 +1,158 @@
+"""The Trainer: learning, determinism, resuming (simulated and by a real kill), early stopping, results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnlab.errors import InputError
+from rnnlab.train import RunConfig, RunDir, Trainer
+from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnlab.train.run import evaluate_run, start_run
+
+
+def _train(config, path=None, **fit):
+    run = RunDir.create(path) if path is not None else None
+    if run is not None:
+        run.write_config(config.to_dict())
+    return Trainer(config, run).fit(**fit)
+
+
+def _losses(run_dir):
+    return [(r["step"], r.get("loss"), r.get("accuracy"), r.get("nll_nats"))
+            for r in RunDir(run_dir).read_metrics()]
+
+
+def test_learns_digits_and_writes_the_run_dir(tiny_digits, tmp_path):
+    results = _train(tiny_digits(steps=60, hidden_size=32), tmp_path / "run")
+    assert results["metrics"]["test_accuracy"] > 0.5 > results["baseline"]["test_accuracy"]
+    run = RunDir(tmp_path / "run")
+    assert json.loads(run.results_path.read_text()) == results
+    assert set(results) >= {"task", "cell", "variant", "params", "metrics", "baseline", "train_seconds"}
+    assert results["variant"] == "vanilla" and results["params"] > 0
+    records = run.read_metrics()
+    assert [r["step"] for r in records if r["split"] == "valid"] == [10, 20, 30, 40, 50, 60]
+    assert all(r["step"] % 5 == 0 for r in records if r["split"] == "train")
+    assert run.best_checkpoint.exists() and run.last_checkpoint.exists()
+
+
+def test_same_seed_same_numbers(tiny_digits, tmp_path):
+    a = _train(tiny_digits(), tmp_path / "a")
+    b = _train(tiny_digits(), tmp_path / "b")
+    assert a["metrics"] == b["metrics"]
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    _train(tiny_digits(seed=1), tmp_path / "c")
+    assert _losses(tmp_path / "c") != _losses(tmp_path / "a")
+
+
+@pytest.mark.parametrize("interrupt_at", [10, 13])  # at a validation step, and between two
+def test_resume_equals_uninterrupted(tiny_digits, tmp_path, interrupt_at):
+    config = tiny_digits(dropout=0.0, schedule="cosine", warmup_steps=3)
+    whole = _train(config, tmp_path / "whole")
+    assert _train(config, tmp_path / "cut", until=interrupt_at) is None
+    assert load_checkpoint(RunDir(tmp_path / "cut").last_checkpoint)["step"] == interrupt_at
+    resumed = Trainer(config, RunDir.open(tmp_path / "cut")).fit(resume=True)
+    assert resumed["metrics"] == whole["metrics"]
+    assert resumed["best_valid"] == whole["best_valid"] and resumed["best_step"] == whole["best_step"]
+    assert _losses(tmp_path / "cut") == _losses(tmp_path / "whole")
+
+
+def test_resume_with_dropout_and_per_step_task(tiny_copy, tmp_path):
+    """RNG states in the checkpoint: dropout masks after resuming are those of the uninterrupted run."""
+    config = tiny_copy(num_layers=2, dropout=0.3)
+    whole = _train(config, tmp_path / "whole")
+    _train(config, tmp_path / "cut", until=11)
+    resumed = Trainer(config, RunDir.open(tmp_path / "cut")).fit(resume=True)
+    assert resumed["metrics"] == whole["metrics"]
+    assert _losses(tmp_path / "cut") == _losses(tmp_path / "whole")
+
+
+def test_killed_process_resumes_to_the_same_results(tmp_path):
+    """Kill a real `rnnlab train` with SIGKILL after a few checkpoints, resume it, compare."""
+    args = ["digits", "--cell", "gru", "--hidden", "16", "--steps", "150", "--batch-size", "32",
+            "--eval-every", "5", "--quiet"]
+    cmd = [sys.executable, "-c", "from rnnlab.cli import main; main()", "train", *args]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    step = 0
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            step = load_checkpoint(last)["step"]
+            if step >= 20:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 20 <= step < 150, f"the run ended (or never checkpointed) before it could be killed: step {step}"
+    assert not (killed / "results.json").exists()
+    resumed = subprocess.run([*cmd, "--out", str(killed), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((killed / "results.json").read_text())
+    config = RunConfig.from_dict(json.loads((killed / "config.json").read_text()))
+    b = _train(config, tmp_path / "whole")  # the same run, uninterrupted, in this process
+    assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
+    assert _losses(killed) == _losses(tmp_path / "whole")
+
+
+def test_early_stopping(tiny_digits, tmp_path):
+    results = _train(tiny_digits(steps=200, lr=1e-9, patience=2, eval_every=5), tmp_path / "run")
+    assert results["stopped_early"] and results["steps"] == 15  # best at 5, no gain at 10 and 15
+
+
+def test_divergence_is_reported_not_raised(tiny_digits, tmp_path):
+    results = _train(tiny_digits(lr=1e12, clip_norm=None, optimizer="sgd", steps=40), tmp_path / "run")
+    assert results["diverged"] or results["metrics"]["test_accuracy"] < 0.5
+
+
+def test_epoch_budget(tiny_digits):
+    trainer = Trainer(tiny_digits(steps=None, epochs=0.5))
+    assert trainer.total_steps == 20  # 1257 examples / 32 per batch = 40 steps per epoch
+
+
+def test_in_memory_training_without_run_dir(tiny_digits):
+    results = Trainer(tiny_digits(steps=20)).fit()
+    assert results["steps"] == 20 and "test_accuracy" in results["metrics"]
+
+
+def test_eval_of_a_saved_run_matches_its_results(tiny_digits, tmp_path):
+    _, results = start_run("digits", {}, {"cell": "gru", "hidden_size": 16, "steps": 20, "eval_every": 10},
+                           tmp_path / "run")
+    assert evaluate_run(tmp_path / "run") == results["metrics"]
+    valid = evaluate_run(tmp_path / "run", "valid", "best")
+    assert valid["valid_accuracy"] == results["best_valid"]
+
+
+def test_checkpoint_of_another_run_is_refused(tiny_digits, tmp_path):
+    _train(tiny_digits(), tmp_path / "a")
+    _train(tiny_digits(hidden_size=8), tmp_path / "b")
+    b = RunDir(tmp_path / "b")
+    b.best_checkpoint.write_bytes(RunDir(tmp_path / "a").best_checkpoint.read_bytes())
+    with pytest.raises(InputError, match="belongs to another run"):
+        evaluate_run(b.path)
+
+
+def test_checkpoint_with_wrong_weights_is_refused(tiny_digits, tmp_path):
+    _train(tiny_digits(), tmp_path / "a")
+    run = RunDir(tmp_path / "a")
+    payload = load_checkpoint(run.best_checkpoint)
+    payload["model"] = {"w": torch.ones(1)}
+    save_checkpoint(run.best_checkpoint, payload)
+    with pytest.raises(InputError, match="does not fit the model"):
+        evaluate_run(run.path)
+
+
+def test_resume_from_before_the_first_checkpoint_starts_over(tiny_digits, tmp_path):
+    config = tiny_digits()
+    run = RunDir.create(tmp_path / "run")
+    run.write_config(config.to_dict())
+    run.log({"step": 3, "split": "train", "loss": 9.0})
+    results = Trainer(config, RunDir.open(run.path)).fit(resume=True)
+    assert results["metrics"] == _train(config, tmp_path / "fresh")["metrics"]
+    assert os.path.exists(run.results_path)
