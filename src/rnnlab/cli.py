@@ -204,7 +204,8 @@ class _RichStudyProgress:
         self.console.print(message)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.task_id is not None:
+            self.bar.stop()
 
 
 def _study_options(f):
