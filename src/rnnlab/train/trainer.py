@@ -164,10 +164,10 @@ class Trainer:
         batches = self.task.train_batches(loop.batch_size, loop.seed, start_step=self.step)
         started = time.perf_counter()
         bar = ProgressBar(self.total_steps, self.step, self.task.monitor, enabled=self.progress)
+        finished = False
         try:
-            with bar, self._graceful_interrupt(), torch_threads(self.config.loop.threads):
-                while self.step < end and not (self.stopped_early or self.diverged or self._stop_requested
-                                               or self._out_of_time(started)):
+            with bar, self._graceful_interrupt(), torch_threads(loop.threads):
+                while self.step < end and not self._should_stop(started):
                     loss = self._train_step(next(batches).to(self.device))
                     self.step += 1
                     if not math.isfinite(loss):
@@ -179,23 +179,15 @@ class Trainer:
                     if self.step % loop.log_every == 0:
                         self.train_seconds += time.perf_counter() - started
                         started = time.perf_counter()
-                        mean = self.loss_window[0] / self.loss_window[1]
-                        self.loss_window = [0.0, 0]
-                        lr = self.optimizer.param_groups[0]["lr"]
-                        logger.log(
-                            {"step": self.step, "split": "train", "loss": mean, "lr": lr,
-                             "seconds": round(self.train_seconds, 3)}
-                        )
-                        bar.update(self.step, loss=mean)
+                        bar.update(self.step, loss=self._log_training(logger))
                     if self.step % loop.eval_every == 0 or self.step == self.total_steps:
-                        value = self._validate(logger)
-                        bar.update(self.step, metric=value)
-                    elif self.progress:
+                        bar.update(self.step, metric=self._validate(logger))
+                    else:
                         bar.update(self.step)
                 self.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 finished = (self.step >= self.total_steps or self.stopped_early or self.diverged
-                            or self._out_of_time(started))
+                            or self._out_of_time(started))  # not a Ctrl-C: that one resumes later
                 if self.last_eval_step != self.step:
                     if finished and not self.diverged:
                         self._validate(logger)  # the last step is always evaluated
@@ -206,6 +198,19 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
         return self._finish() if finished else None
+
+    def _should_stop(self, started: float) -> bool:
+        """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
+        return self.stopped_early or self.diverged or self._stop_requested or self._out_of_time(started)
+
+    def _log_training(self, logger: MetricsLogger) -> float:
+        """Log the mean training loss since the last log line (and the lr); return that mean."""
+        mean = self.loss_window[0] / self.loss_window[1]
+        self.loss_window = [0.0, 0]
+        lr = self.optimizer.param_groups[0]["lr"]
+        logger.log({"step": self.step, "split": "train", "loss": mean, "lr": lr,
+                    "seconds": round(self.train_seconds, 3)})
+        return mean
 
     def _out_of_time(self, started: float) -> bool:
         """Whether the wall-clock budget ``max_seconds`` is spent (``started``: when this session's clock began)."""
