@@ -26,7 +26,7 @@ import torch
 import rnnlab
 from rnnlab.errors import InputError
 from rnnlab.layers import default_variant
-from rnnlab.tasks import MetricAccumulator, get_task, map_state
+from rnnlab.tasks import MetricAccumulator, Task, get_task, map_state
 from rnnlab.tasks.model import build_model, count_parameters
 from rnnlab.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from rnnlab.train.config import RunConfig
@@ -72,17 +72,22 @@ class Trainer:
         run: the run directory to write ``metrics.jsonl``, checkpoints and ``results.json`` into; ``None``
             trains in memory only (tests, notebooks).
         progress: show a progress bar (only on a terminal).
+        task: the task instance to train or use, built from ``config`` when ``None``; pass one whose
+            :meth:`~rnnlab.tasks.Task.load_artifacts` restored a run's vocabulary to rebuild that run's model
+            without its data.
 
     Use :meth:`fit` to train (from scratch or, with ``resume=True``, from ``checkpoints/last.pt``) and get the
     results dict; :meth:`evaluate` scores the current model on a split.
     """
 
-    def __init__(self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False) -> None:
+    def __init__(
+        self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False, task: Task | None = None
+    ) -> None:
         config.validate()
         self.config = config
         self.run = run
         self.progress = progress
-        self.task = get_task(config.task)(**config.task_options)
+        self.task = task if task is not None else get_task(config.task)(**config.task_options)
         self.device = torch.device(config.loop.device)
         seed_everything(config.loop.seed)
         m = config.model
