@@ -8,3 +8,8 @@ Messages name what was expected and what came: ``"expected input_size 3, got 5"`
 
 class InputError(ValueError):
     """A user-facing problem with arguments, files or data; never a bug in rnnlab."""
+
+
+class InputWarning(UserWarning):
+    """Something in the user's data or arguments was skipped or replaced (rows with empty text, characters
+    outside a vocabulary); the message says what and how many. The CLI prints it as one line on stderr."""
