@@ -156,3 +156,45 @@ def test_resume_from_before_the_first_checkpoint_starts_over(tiny_digits, tmp_pa
     results = Trainer(config, RunDir.open(run.path)).fit(resume=True)
     assert results["metrics"] == _train(config, tmp_path / "fresh")["metrics"]
     assert os.path.exists(run.results_path)
+
+
+def test_ctrl_c_saves_and_resumes_exactly(tiny_digits, tmp_path, monkeypatch):
+    config = tiny_digits()
+    whole = _train(config, tmp_path / "whole")
+    run = RunDir.create(tmp_path / "cut")
+    run.write_config(config.to_dict())
+    trainer = Trainer(config, run)
+    original = Trainer._train_step
+
+    def step_then_ctrl_c(self, batch):
+        loss = original(self, batch)
+        if self.step == 16:  # the 17th step is under way: Ctrl-C lets it finish
+            signal.raise_signal(signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    assert load_checkpoint(run.last_checkpoint)["step"] == 17
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    resumed = Trainer(config, RunDir.open(run.path)).fit(resume=True)
+    assert resumed["metrics"] == whole["metrics"]
+    assert _losses(run.path) == _losses(tmp_path / "whole")
+
+
+def test_progress_bar_is_off_without_a_terminal():
+    from rnnlab.train.loggers import ProgressBar
+
+    bar = ProgressBar(10, 0, "accuracy", enabled=True)  # pytest captures stderr: not a terminal
+    assert not bar.enabled
+    with bar:
+        bar.update(3, loss=0.5, metric=0.9)
+
+
+def test_tensorboard_needs_its_package(tiny_digits, monkeypatch):
+    import rnnlab.train.loggers as loggers
+
+    monkeypatch.setattr(loggers, "tensorboard_available", lambda: False)
+    with pytest.raises(InputError, match="needs the tensorboard package"):
+        tiny_digits(tensorboard=True)

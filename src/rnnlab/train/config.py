@@ -124,6 +124,11 @@ class LoopConfig:
         _positive_int("log_every", self.log_every)
         if self.patience is not None:
             _positive_int("patience", self.patience)
+        if self.tensorboard:
+            from rnnlab.train.loggers import tensorboard_available
+
+            if not tensorboard_available():
+                raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard")
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:
             raise InputError(f"threads must be an integer >= 0, got {self.threads!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
