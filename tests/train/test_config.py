@@ -37,6 +37,8 @@ def test_epochs_replace_the_default_steps():
         ({"dropout": 1.0}, "dropout"),
         ({"clip_norm": -1.0}, "clip_norm"),
         ({"nonsense": 1}, "unknown training setting"),
+        ({"device": "gpu0"}, "unknown device 'gpu0'"),
+        ({"threads": -1}, "threads"),
     ],
 )
 def test_invalid_settings_raise_input_error(overrides, message):

@@ -124,6 +124,7 @@ class LoopConfig:
         _positive_int("log_every", self.log_every)
         if self.patience is not None:
             _positive_int("patience", self.patience)
+        _check_device(self.device)
         if self.tensorboard:
             from rnnlab.train.loggers import tensorboard_available
 
@@ -228,6 +229,18 @@ def build_config(task: str, task_options: Mapping[str, Any], overrides: Mapping[
     config = config.with_overrides(dict(task_cls.defaults)).with_overrides(given)
     config.validate()
     return config
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r}; expected e.g. cpu, cuda, cuda:1, mps") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if kind in available and not available[kind]():
+        raise InputError(f"device {device!r} is not available on this machine")
 
 
 def _positive_int(name: str, value: Any) -> None:
