@@ -49,6 +49,7 @@ __all__ = [
     "load_corpus",
     "load_sentiment",
     "pad_sequences",
+    "read_texts",
     "split_text",
     "tokenizer_from_dict",
 ]
@@ -159,6 +160,29 @@ def _read_labelled(path: str | Path, text_column: str, label_column: str) -> tup
     if not texts:
         raise InputError(f"all {len(frame)} rows of {name} have empty text in column '{text_column}'")
     return texts, labels, skipped
+
+
+def read_texts(path: str | Path, *, text_column: str = "text") -> tuple[list[str], int]:
+    """Unlabelled texts to classify: ``(texts, number of empty ones skipped)``.
+
+    A ``.txt`` file (or any file that is not a table by its extension) holds one text per line; a CSV, TSV or
+    JSON Lines file (by extension: ``.csv``, ``.tsv``/``.tab``, ``.jsonl``/``.ndjson``) holds them in
+    ``text_column``. Empty texts are skipped and counted; InputError if all are empty.
+    """
+    name = Path(path).name
+    if Path(path).suffix.lower() in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
+        column = read_table(path, columns=[text_column])[text_column].tolist()
+        values = ["" if is_missing(v) else str(v) for v in column]
+        where = f"in column '{text_column}' of {name}"
+    else:
+        values = read_text(path).split("\n")
+        if values and values[-1] == "":
+            values.pop()  # the newline that ends the last line
+        where = f"in {name}"
+    texts = [v for v in values if v.strip()]
+    if not texts:
+        raise InputError(f"all {len(values)} texts {where} are empty")
+    return texts, len(values) - len(texts)
 
 
 def _label_text(label: object) -> str:
