@@ -204,6 +204,8 @@ class RunConfig:
             per_section[FIELDS[key]][key] = value
         if "epochs" in overrides and overrides["epochs"] is not None and "steps" not in overrides:
             per_section["loop"]["steps"] = None  # a budget in epochs replaces the default budget in steps
+        if "steps" in overrides and overrides["steps"] is not None and "epochs" not in overrides:
+            per_section["loop"]["epochs"] = None  # and a budget in steps replaces a task's default in epochs
         return dataclasses.replace(
             self,
             **{name: dataclasses.replace(getattr(self, name), **vals) for name, vals in per_section.items()},
