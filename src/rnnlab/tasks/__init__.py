@@ -5,7 +5,17 @@ built-in tasks. See :mod:`rnnlab.tasks.base` for the interface a new task implem
 """
 
 # Importing a task module registers it.
-from rnnlab.tasks import adding, copy_memory, digits  # noqa: E402, F401  (registration side effects)
+from rnnlab.tasks import (  # noqa: F401  (registration side effects)
+    adding,
+    copy_memory,
+    digits,
+    forecast,
+    lm,
+    mnist,
+    music,
+    sentiment,
+    speech,
+)
 from rnnlab.tasks.base import (
     SPLITS,
     Batch,

@@ -1,0 +1,440 @@
+"""Time-series forecasting: from the last ``W`` observations, the next ``H`` values of one or more series.
+
+Data: a built-in series (``--series sunspots``: yearly mean sunspot numbers 1700-2008; ``--series co2``: weekly
+CO2 at Mauna Loa 1958-2001, with 59 missing weeks) or the user's table (``--data FILE --value-column COL[,COL2..]
+[--date-column COL]``). The pipeline is :func:`rnnlab.data.series.prepare_forecasting`: a chronological split
+(70/15/15), gaps filled by linear interpolation in time *within each split*, a standardiser fitted on the
+training rows only, and sliding windows whose targets lie wholly inside their split (their inputs may reach back
+into the previous split: that history is known when the forecast is made).
+
+Model: the recurrent layer reads the ``W`` scaled input steps; a linear head on its last output gives the ``H``
+next steps of every channel at once (direct multi-step forecasting), trained with the MSE of scaled values.
+
+Metrics, in the series' own units (predictions are unscaled first): ``mae``, ``rmse`` and ``mase`` (Hyndman &
+Koehler 2006: the MAE divided by the in-sample MAE of the naive forecast on the training rows, at lag 1, or at
+the seasonal period for a seasonal series such as co2), averaged over every target step of every test window
+and every channel. Baselines, scored on the same test windows: ``naive`` (the last observed value, repeated),
+``seasonal_naive`` (the value one season earlier; the plain metric names of the baseline are this one) and
+``arima`` (a statsmodels ARIMA per channel, fitted on the training rows only; from each test window's origin it
+forecasts the same ``H`` steps from the observations before that origin, with the fitted parameters; the order
+comes from an ADF test and AIC, with seasonal differencing for a calendar season such as co2's 52 weeks).
+
+Seasonal period: co2 52 weeks; sunspots 11 years (the solar cycle, not a fixed period: its MASE is scaled by
+the lag-1 naive forecast); a file ``--period`` (default 1: no season, seasonal naive is naive).
+
+``predict`` forecasts beyond the end of the series (the run's, or a new file with the same columns), for any
+horizon: the first ``H`` steps directly, later ones by feeding the forecasts back one step at a time, carrying
+the layer's state; ``plot_forecast`` draws history and forecast.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from rnnlab.data.series import (
+    BUILTIN_SERIES,
+    ForecastData,
+    Series,
+    check_window,
+    fill_gaps,
+    load_series,
+    prepare_forecasting,
+)
+from rnnlab.errors import InputError
+from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
+from rnnlab.tasks.heads import last_step
+from rnnlab.tasks.streams import IndexedTask
+
+__all__ = ["Forecast", "ForecastResult", "arima_forecasts", "plot_forecast", "seasonal_naive"]
+
+#: Seasonal period of the seasonal-naive baseline for each built-in series, in steps.
+SEASONAL_PERIOD = {"sunspots": 11, "co2": 52}
+#: What the values of each built-in series measure (the plot's y label) and its time step (the x label).
+UNITS = {"sunspots": ("mean sunspot number (yearly)", "year"), "co2": ("CO2 mole fraction (ppmv)", "date")}
+VALID_FRACTION = 0.15
+TEST_FRACTION = 0.15
+ARIMA_Q = (0, 1, 2)  # the MA orders searched by AIC (see _arima_order)
+
+
+def seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int, period: int) -> np.ndarray:
+    """The seasonal-naive forecasts ``(N, H, C)``: the value at ``t + h`` is that of the latest step of the
+    same season observed before the origin ``t``, ``values[t + h - period * (h // period + 1)]``.
+    ``period = 1`` is the naive forecast (the last observed value, repeated)."""
+    h = np.arange(horizon)  # (H,)
+    rows = origins[:, None] + h[None, :] - period * (h[None, :] // period + 1)  # (N, H)
+    return values[np.clip(rows, 0, None)]  # (N, H, C)
+
+
+def _arima_order(train: np.ndarray, period: int) -> tuple[tuple[int, int, int], tuple[int, int, int, int]]:
+    """``(order, seasonal_order)`` for one channel's training values.
+
+    A seasonal series (a fixed calendar ``period > 1``) gets ``(1, 1, 1) x (0, 1, 0, period)``. Otherwise ``d`` is
+    1 when an ADF test cannot reject a unit root (p >= 0.05), ``p`` is the AR order that minimises the AIC of
+    least-squares fits of the (differenced) series up to lag ``min(12, n / 10)``, and ``q`` in 0..2 minimises
+    the AIC of the ARIMA fits.
+    """
+    from statsmodels.tsa.ar_model import ar_select_order
+    from statsmodels.tsa.arima.model import ARIMA
+    from statsmodels.tsa.stattools import adfuller
+
+    if period > 1:
+        return (1, 1, 1), (0, 1, 0, period)
+    d = 0 if adfuller(train, result_object=False)[1] < 0.05 else 1
+    series = np.diff(train) if d else train
+    max_lag = max(1, min(12, len(series) // 10))
+    lags = ar_select_order(series, maxlag=max_lag, ic="aic", trend="c" if d == 0 else "n").ar_lags
+    p = max(lags) if lags else 0
+    best: tuple[float, tuple[int, int, int]] | None = None
+    for q in ARIMA_Q:
+        aic = ARIMA(train, order=(p, d, q)).fit().aic
+        if math.isfinite(aic) and (best is None or aic < best[0]):
+            best = (aic, (p, d, q))
+    return (best[1] if best else (max(p, 1), d, 0)), (0, 0, 0, 0)
+
+
+def arima_forecasts(
+    values: np.ndarray,
+    n_train: int,
+    origins: np.ndarray,
+    horizon: int,
+    period: int = 1,
+    *,
+    order: tuple[int, int, int] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """ARIMA forecasts ``(N, H, C)`` from every origin, and each channel's model as text.
+
+    Per channel: the order is chosen (unless ``order`` is given, then without a seasonal part) and the
+    parameters fitted on ``values[:n_train]`` only; the fitted model
+    then filters the whole series with those parameters fixed, and the forecast from origin ``t`` (rows
+    ``t..t+H-1``) uses the observations before ``t`` only (dynamic prediction from ``t``).
+    """
+    from statsmodels.tsa.arima.model import ARIMA
+
+    out = np.empty((len(origins), horizon, values.shape[1]))
+    models = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and frequency chatter of statsmodels
+        for c in range(values.shape[1]):
+            if order is None:
+                chosen, seasonal = _arima_order(values[:n_train, c], period)
+            else:
+                chosen, seasonal = order, (0, 0, 0, 0)
+            fitted = ARIMA(values[:n_train, c], order=chosen, seasonal_order=seasonal).fit()
+            full = fitted.apply(values[:, c])
+            for n, t in enumerate(origins.tolist()):
+                pred = full.get_prediction(start=t, end=t + horizon - 1, dynamic=True).predicted_mean
+                out[n, :, c] = np.asarray(pred)[:horizon]
+            models.append(f"ARIMA{chosen}" + (f"x{seasonal}" if seasonal[3] else ""))
+    return out, models
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """A forecast beyond the end of a series, in its units.
+
+    ``history (T, C)`` the observed series (gaps filled), ``forecast (H, C)`` the next ``H`` values;
+    ``history_time (T,)`` / ``forecast_time (H,)`` dates (``datetime64``) or step numbers.
+    """
+
+    name: str
+    columns: list[str]
+    history_time: np.ndarray
+    history: np.ndarray
+    forecast_time: np.ndarray
+    forecast: np.ndarray
+    value_label: str
+    time_label: str
+
+    def table(self) -> str:
+        """The forecast as text: one line per step, time then one value per column."""
+        head = "\t".join(["time", *self.columns])
+        rows = [
+            "\t".join([_time_text(t), *(f"{v:.6g}" for v in row)])
+            for t, row in zip(self.forecast_time, self.forecast, strict=True)
+        ]
+        return "\n".join([head, *rows])
+
+
+def _time_text(t: Any) -> str:
+    if isinstance(t, np.datetime64):
+        return str(t.astype("datetime64[D]"))
+    return str(int(t))
+
+
+class _ForecastHead(nn.Module):
+    """Linear map of the last step's output to ``H x C`` values, ``(B, H, C)``."""
+
+    def __init__(self, features: int, horizon: int, channels: int) -> None:
+        super().__init__()
+        self.horizon, self.channels = horizon, channels
+        self.linear = nn.Linear(features, horizon * channels)
+
+    def forward(self, output) -> torch.Tensor:
+        last = last_step(output)  # (B, F)
+        return self.linear(last).view(-1, self.horizon, self.channels)  # (B, H, C)
+
+
+@register_task
+class Forecast(IndexedTask):
+    """Multi-step forecasting of a (multichannel) series; MAE, RMSE, MASE in the series' units."""
+
+    name = "forecast"
+    summary = (
+        "time-series forecasting: the next --horizon steps from the last --window (built-in sunspots or co2, or "
+        "--data FILE --value-column COL); MAE, RMSE, MASE beside naive, seasonal-naive and ARIMA"
+    )
+    options = (
+        TaskOption("series", str, "sunspots", "built-in series (without --data)", choices=BUILTIN_SERIES),
+        TaskOption("data", str, "", "the user's table (CSV, TSV, JSON Lines) instead of a built-in series"),
+        TaskOption("value_column", str, "", "with --data: the column(s) to forecast, comma-separated"),
+        TaskOption("date_column", str, "", "with --data: a column of dates that orders the rows"),
+        TaskOption("period", int, 0, "seasonal period in steps (0: sunspots 11, co2 52, a file 1)", min_value=0),
+        TaskOption("window", int, 0, "input steps per forecast (0: max(20, 2 x period))", min_value=0),
+        TaskOption("horizon", int, 1, "steps forecast at once", min_value=1),
+    )
+    monitor = "mase"
+    higher_is_better = False
+    allows_bidirectional = False  # the layer reads the past only; the head reads its last step
+    defaults = {
+        "hidden_size": 64,
+        "epochs": 150,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "clip_norm": 1.0,
+        "eval_every": 10,
+        "patience": 20,
+        "weight_decay": 1e-4,
+        "optimizer": "adamw",
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        s = self.settings
+        if s["data"]:
+            if not s["value_column"]:
+                raise InputError("--data needs --value-column: the column(s) to forecast")
+            self.columns = [c.strip() for c in s["value_column"].split(",")]
+            if not all(self.columns) or len(set(self.columns)) != len(self.columns):
+                raise InputError(f"--value-column expects distinct column names separated by commas, "
+                                 f"got {s['value_column']!r}")
+        else:
+            if s["value_column"] or s["date_column"]:
+                raise InputError("--value-column and --date-column apply to --data FILE; got no --data")
+            self.columns = ["SUNACTIVITY"] if s["series"] == "sunspots" else ["co2"]
+        self.input_size = len(self.columns)
+        self.period = s["period"] or (SEASONAL_PERIOD.get(s["series"], 1) if not s["data"] else 1)
+        self.window = s["window"] or max(20, 2 * self.period)
+        self.horizon = s["horizon"]
+        check_window(self.window, self.horizon)
+        self._forecast: ForecastData | None = None
+        if s["data"]:
+            _ = self.prepared  # read and check the user's file now: a bad file fails before any run directory exists
+
+    # ------------------------------------------------------------------------------------------------ data
+    def load(self, data: str | None = None) -> Series:
+        """The run's series, or the table ``data`` read with the run's columns."""
+        s = self.settings
+        path = data or s["data"] or None
+        if path is None:
+            return load_series(None, name=s["series"])
+        return load_series(path, value_columns=self.columns, date_column=s["date_column"] or None,
+                           period=self.period)
+
+    @property
+    def prepared(self) -> ForecastData:
+        """Split, filled, scaled and windowed data (built on first use)."""
+        if self._forecast is None:
+            self._forecast = prepare_forecasting(
+                self.load(), window=self.window, horizon=self.horizon,
+                valid_fraction=VALID_FRACTION, test_fraction=TEST_FRACTION,
+            )
+        return self._forecast
+
+    def load_split(self, split: str) -> TensorDataset:
+        w = getattr(self.prepared, split)
+        return TensorDataset(
+            torch.from_numpy(w.inputs), torch.from_numpy(w.targets), torch.from_numpy(w.target_rows)
+        )  # (N, W, C), (N, H, C), (N,)
+
+    def make_batch(self, inputs: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> Batch:
+        return Batch(inputs=inputs.transpose(0, 1).contiguous(), targets=targets, extra={"rows": rows})
+
+    # ----------------------------------------------------------------------------------------------- model
+    def build_head(self, features: int, num_directions: int) -> nn.Module:
+        return _ForecastHead(features, self.horizon, self.input_size)  # (B, H, C)
+
+    # ------------------------------------------------------------------------------------ loss and metrics
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.mse_loss(outputs, batch.targets)
+
+    def _unscale(self, x: torch.Tensor) -> torch.Tensor:
+        scaler = self.prepared.scaler
+        return x.double() * torch.from_numpy(scaler.scale) + torch.from_numpy(scaler.mean)
+
+    def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
+        error = self._unscale(outputs) - self._unscale(batch.targets)  # (B, H, C), series units
+        n = error.numel()
+        scaled = error.abs() / torch.from_numpy(self.prepared.mase_scale)
+        return {
+            "mae": (error.abs().sum().item(), n),
+            "mse": (error.pow(2).sum().item(), n),
+            "mase": (scaled.sum().item(), n),
+        }
+
+    def finalize_metrics(self, means: dict[str, float]) -> dict[str, float]:
+        """``rmse = sqrt(mean squared error)``, replacing the squared error."""
+        out = {k: v for k, v in means.items() if k != "mse"}
+        if "mse" in means:
+            out["rmse"] = math.sqrt(means["mse"])
+        return out
+
+    def _score(self, forecasts: np.ndarray, split: str = "test") -> dict[str, float]:
+        """The metrics of forecasts ``(N, H, C)`` in series units, one per window of ``split``, in order."""
+        scaler = self.prepared.scaler
+        scaled = torch.from_numpy(scaler.transform(forecasts).astype(np.float32))
+        rows = torch.from_numpy(getattr(self.prepared, split).target_rows)
+        index = {int(r): k for k, r in enumerate(rows.tolist())}
+        return self.evaluate_predictor(
+            lambda batch: scaled[[index[int(r)] for r in batch.extra["rows"].tolist()]], split
+        )
+
+    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """Metrics of the naive, seasonal-naive and ARIMA forecasts on the windows of ``split``."""
+        data = self.prepared
+        origins = getattr(data, split).target_rows
+        out = {
+            "naive": self._score(seasonal_naive(data.values, origins, self.horizon, 1), split),
+            "seasonal_naive": self._score(seasonal_naive(data.values, origins, self.horizon, self.period), split),
+        }
+        arima, _ = arima_forecasts(data.values, len(data.rows.train), origins, self.horizon, data.period)
+        out["arima"] = self._score(arima, split)
+        return out
+
+    def baseline(self) -> dict[str, float]:
+        """The seasonal-naive metrics under the plain names, and every baseline's as ``<baseline>_<metric>``."""
+        every = self.baselines("test")
+        flat = dict(every["seasonal_naive"])
+        for kind, metrics in every.items():
+            flat.update({f"{kind}_{k}": v for k, v in metrics.items()})
+        return flat
+
+    # ---------------------------------------------------------------------------------------- forecasting
+    def predict(self, model: nn.Module, inputs: Any = None, *, horizon: int | None = None, **kwargs: Any):
+        """Forecast the ``horizon`` steps after the end of a series (default: the run's horizon).
+
+        Args:
+            model: the trained model of a run of this task.
+            inputs: ``None`` (the run's own series) or the path of a table with the run's value (and date)
+                columns; it is scaled with the run's scaler (fitted on the run's training rows).
+            horizon: steps to forecast; beyond the model's own horizon ``H`` the forecasts are fed back as
+                inputs one step at a time (the layer's state carried), each new step taken from the far end of
+                the model's ``H``-step output.
+
+        Returns:
+            a :class:`ForecastResult`.
+        """
+        if kwargs:
+            raise InputError(f"task forecast does not take {', '.join(sorted(kwargs))} for a forecast")
+        horizon = self.horizon if horizon is None else horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise InputError(f"--horizon expects a positive number of steps, got {horizon!r}")
+        series = self.load(str(inputs)) if inputs is not None else self.load()
+        values, _ = fill_gaps(series.values, series.dates)  # (T, C)
+        if len(values) < self.window:
+            raise InputError(
+                f"too few rows in '{series.name}' to forecast: the model reads the last {self.window} steps, "
+                f"the series has {len(values)}"
+            )
+        scaler = self.prepared.scaler
+        window = torch.from_numpy(scaler.transform(values[-self.window :]).astype(np.float32))  # (W, C)
+        scaled = free_run(model, window, horizon)  # (horizon, C)
+        forecast = scaler.inverse_transform(scaled.numpy().astype(np.float64))
+        history_time, forecast_time = _time_axes(series.dates, len(values), horizon)
+        builtin = inputs is None and not self.settings["data"]
+        value_label, time_label = UNITS[series.name] if builtin else (", ".join(series.columns), "date")
+        if series.dates is None:
+            time_label = "time step"
+        return ForecastResult(series.name, series.columns, history_time, values, forecast_time, forecast,
+                              value_label, time_label)
+
+
+def free_run(model: nn.Module, window: torch.Tensor, horizon: int) -> torch.Tensor:
+    """``horizon`` forecasts ``(horizon, C)`` after the scaled input ``window (W, C)`` (see
+    :meth:`Forecast.predict`)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out, state = model(window.unsqueeze(1), None)  # (1, H, C)
+            direct = out[0]  # (H, C)
+            steps = list(direct[:horizon])
+            k = 0
+            while len(steps) < horizon:
+                # feed the forecast of step k back: the new output covers steps k+1..k+H, its far end is new
+                out, state = model(steps[k].view(1, 1, -1), state)  # (1, H, C)
+                steps.append(out[0, -1])
+                k += 1
+    finally:
+        model.train(was_training)
+    return torch.stack(steps)  # (horizon, C)
+
+
+def _time_axes(dates: np.ndarray | None, n: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """History and forecast time axes: dates continued by their calendar step (a whole number of months, for
+    monthly and yearly data on a fixed day of the month) or else by their median spacing in days; step numbers
+    when there are no dates."""
+    if dates is None or n < 2:
+        return np.arange(n), np.arange(n, n + horizon)
+    dates = dates.astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    day_of_month = dates - months.astype("datetime64[D]")  # (T,) days since the 1st
+    month_steps = np.diff(months.astype(np.int64))
+    if (day_of_month == day_of_month[0]).all() and month_steps.min() == month_steps.max() > 0:
+        future_months = months[-1] + np.arange(1, horizon + 1) * int(month_steps[0])
+        return dates, future_months.astype("datetime64[D]") + day_of_month[0]
+    step = int(np.median(np.diff(dates).astype(np.int64)))
+    return dates, dates[-1] + np.arange(1, horizon + 1) * np.timedelta64(step, "D")
+
+
+def plot_forecast(result: ForecastResult, path: str | Path, *, history: int | None = None) -> Path:
+    """Write a PNG of the series (the last ``history`` steps, default all) and its forecast at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"the plot is written as PNG: expected a path ending in .png, got {path.name}")
+    start = 0 if history is None else max(0, len(result.history) - history)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    try:
+        for c, column in enumerate(result.columns):
+            line = ax.plot(result.history_time[start:], result.history[start:, c], label=f"{column} (observed)")[0]
+            # join the forecast to the last observation so the two read as one curve
+            ax.plot(
+                np.concatenate([result.history_time[-1:], result.forecast_time]),
+                np.concatenate([result.history[-1:, c], result.forecast[:, c]]),
+                linestyle="--", marker="o", markersize=3, color=line.get_color(), label=f"{column} (forecast)",
+            )
+        ax.axvline(result.history_time[-1], color="grey", linewidth=0.8)
+        ax.set_xlabel(result.time_label)
+        ax.set_ylabel(result.value_label)
+        ax.set_title(f"{result.name}: {len(result.forecast)}-step forecast")
+        ax.legend()
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
