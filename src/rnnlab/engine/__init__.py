@@ -1,14 +1,22 @@
-"""Running a cell over a whole sequence: the reference loop (the spec) and faster engines."""
+"""Running a cell over a whole sequence: the reference loop (the spec) and the fused engine.
 
+- ``"fused"`` (default): :func:`rnnlab.engine.fused.run_fused`, compiled C++ with a hand-written backward;
+- ``"reference"``: :func:`rnnlab.engine.reference.run_reference`, the autograd loop every engine is tested
+  against.
+"""
+
+from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
 
-BACKENDS = ("reference",)
+BACKENDS = ("fused", "reference")
+DEFAULT_BACKEND = "fused"
 
 
-def run(cell, gx, state0, p, *, lengths=None, zoneout=None, all_states=False, backend="reference"):
+def run(cell, gx, state0, p, *, lengths=None, zoneout=None, all_states=False, backend=DEFAULT_BACKEND):
     """Dispatch to the engine named by ``backend``; see :func:`run_reference` for the contract."""
-    return run_reference(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
+    engine = run_reference if backend == "reference" else run_fused
+    return engine(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 
-__all__ = ["BACKENDS", "Zoneout", "run", "run_reference"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "run", "run_fused", "run_reference"]

@@ -54,7 +54,7 @@ class Recurrent(nn.Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, forget_bias: float | None = None,
                  recurrent_init: str | None = None, zoneout: float = 0.0, weight_drop: float = 0.0,
-                 variational_dropout: float = 0.0, backend: str = "reference"):
+                 variational_dropout: float = 0.0, backend: str = engine.DEFAULT_BACKEND):
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)

@@ -1,0 +1,112 @@
+"""Building and loading the fused engine's C++ kernels.
+
+The kernels (``engine/csrc/*.cpp``) are compiled on first use with ``torch.utils.cpp_extension.load`` (ninja
+and a C++ compiler, nothing else) into ``$RNNLAB_CACHE/torch_extensions/<tag>`` (``~/.cache/rnnlab`` without
+the variable), where ``<tag>`` names the Python and torch versions and the CPU, because the code is built with
+``-march=native``. Later processes load the cached library in well under a second; a source change rebuilds.
+They register ``torch.ops.rnnlab.{lstm,gru,rnn}_{forward,backward}`` (no Python module of their own).
+
+The GEMMs call the BLAS that libtorch_cpu exports (MKL's ``sgemm_``/``dgemm_``) directly; a torch without
+those symbols gets ``at::addmm_out`` instead. If the build fails, :func:`load` warns once (``RuntimeWarning``,
+an error under the test suite's ``-W error``) and the fused backend runs the reference engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp")
+HEADERS = ("common.h",)
+CACHE_ENV = "RNNLAB_CACHE"
+
+_lock = threading.Lock()
+_status: dict[str, object] = {"loaded": None, "error": None}
+
+
+def _cpu_tag() -> str:
+    """A short hash of the CPU model and instruction-set flags (the build uses ``-march=native``)."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            lines = [line for line in handle if line.startswith(("model name", "flags"))]
+        text += "".join(sorted(set(lines)))
+    except OSError:
+        text += platform.processor()
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def build_directory() -> Path:
+    """Where the compiled kernels live: ``<cache>/torch_extensions/py<ver>-torch<ver>-<cpu>``."""
+    root = os.environ.get(CACHE_ENV)
+    cache = Path(root).expanduser() if root else Path.home() / ".cache" / "rnnlab"
+    py = f"{sys.version_info.major}{sys.version_info.minor}"
+    tag = f"py{py}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}"
+    path = cache / "torch_extensions" / tag
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _torch_exports_blas() -> bool:
+    """True if libtorch_cpu exports the Fortran BLAS GEMMs (MKL builds of torch do)."""
+    lib = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    try:
+        handle = ctypes.CDLL(str(lib))
+        return all(hasattr(handle, name) for name in ("sgemm_", "dgemm_"))
+    except OSError:
+        return False
+
+
+def compile_flags() -> list[str]:
+    """Compiler flags; they carry a hash of the headers, so that a header change rebuilds the kernels."""
+    blas = 1 if _torch_exports_blas() else 0
+    headers = hashlib.sha1(b"".join((CSRC / name).read_bytes() for name in HEADERS)).hexdigest()[:12]
+    return ["-O3", "-march=native", "-fopenmp", f"-DRNNLAB_BLAS={blas}", f"-DRNNLAB_HEADERS={headers}"]
+
+
+def load() -> bool:
+    """Compile (first call in a fresh cache) and load the kernels. True if ``torch.ops.rnnlab`` is usable.
+
+    Never raises: a failure is reported once as a ``RuntimeWarning`` and remembered (see :func:`error`).
+    """
+    if _status["loaded"] is not None:
+        return bool(_status["loaded"])
+    with _lock:
+        if _status["loaded"] is None:
+            try:
+                from torch.utils import cpp_extension
+
+                cpp_extension.load(
+                    name="rnnlab_fused",
+                    sources=[str(CSRC / name) for name in SOURCES],
+                    extra_include_paths=[str(CSRC)],
+                    extra_cflags=compile_flags(),
+                    extra_ldflags=["-fopenmp"],
+                    build_directory=str(build_directory()),
+                    is_python_module=False,
+                    verbose=False,
+                )
+                _status["loaded"] = True
+            except Exception as exc:  # any build or load failure means: use the reference engine
+                _status["loaded"], _status["error"] = False, exc
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                warnings.warn(
+                    f"rnnlab: could not build the fused engine's C++ kernels ({first_line}); the fused backend "
+                    "runs the reference engine instead (correct, slower). A C++ compiler and ninja are needed; "
+                    f"build directory: {build_directory()}",
+                    RuntimeWarning, stacklevel=3)
+    return bool(_status["loaded"])
+
+
+def error() -> BaseException | None:
+    """The exception of a failed build, or None."""
+    return _status["error"]  # type: ignore[return-value]

@@ -1,0 +1,339 @@
+// Shared pieces of rnnlab's fused CPU kernels: fast vectorisable activations, a row-major GEMM on the BLAS
+// that torch itself uses, the "keep" factors of state mixing (packed sequences, zoneout, clockwork), layer
+// normalisation of one row, per-thread accumulators for parameter gradients, and a parallel loop over rows.
+//
+// Layout conventions of every kernel: sequences are contiguous row-major (T, B, n); one step is a (B, n)
+// matrix; "row b" is one batch element. Weights are torch's (rows, cols) row-major.
+#pragma once
+
+#include <ATen/Parallel.h>
+#include <ATen/core/List.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+namespace rnnlab {
+
+using at::Tensor;
+using OptTensors = c10::List<std::optional<Tensor>>;
+using Outputs = std::tuple<std::vector<Tensor>, std::vector<Tensor>>;  // (outputs, saved for backward)
+
+// ---------------------------------------------------------------------------------------------------------
+// Activations. Branch-free so that `#pragma omp simd` loops over them vectorise (no libm calls inside).
+// exp: x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial (degree 7 in float, 13 in double:
+// truncation error below one ulp), 2^n assembled in the exponent bits.
+template <typename T> struct ExpTraits;
+template <> struct ExpTraits<float> {
+  using Int = int32_t;
+  static constexpr int kBias = 127, kMantissa = 23;
+  static constexpr float kMax = 88.0f, kMin = -87.0f;
+};
+template <> struct ExpTraits<double> {
+  using Int = int64_t;
+  static constexpr int kBias = 1023, kMantissa = 52;
+  static constexpr double kMax = 708.0, kMin = -708.0;
+};
+
+template <typename T> inline T fast_exp(T x) {
+  using E = ExpTraits<T>;
+  x = x > E::kMax ? E::kMax : x;
+  x = x < E::kMin ? E::kMin : x;
+  const T n = std::nearbyint(x * T(1.4426950408889634));        // round(x / ln 2)
+  const T r = (x - n * T(0.693145751953125)) - n * T(1.4286068203094173e-06);  // ln 2 split hi + lo
+  T p;
+  if constexpr (sizeof(T) == 4) {
+    p = T(1.0 / 5040);
+    p = p * r + T(1.0 / 720);
+    p = p * r + T(1.0 / 120);
+    p = p * r + T(1.0 / 24);
+  } else {
+    p = T(1.0 / 6227020800.0);
+    p = p * r + T(1.0 / 479001600.0);
+    p = p * r + T(1.0 / 39916800.0);
+    p = p * r + T(1.0 / 3628800.0);
+    p = p * r + T(1.0 / 362880.0);
+    p = p * r + T(1.0 / 40320.0);
+    p = p * r + T(1.0 / 5040);
+    p = p * r + T(1.0 / 720);
+    p = p * r + T(1.0 / 120);
+    p = p * r + T(1.0 / 24);
+  }
+  p = p * r + T(1.0 / 6);
+  p = p * r + T(0.5);
+  p = p * r + T(1);
+  p = p * r + T(1);
+  const typename E::Int bits = (static_cast<typename E::Int>(n) + E::kBias) << E::kMantissa;
+  T scale;
+  std::memcpy(&scale, &bits, sizeof(T));
+  return p * scale;
+}
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+
+// tanh: an odd polynomial/rational near 0 (Cephes' tanhf/tanh, |x| < 0.625), else 1 - 2 / (exp(2|x|) + 1).
+template <typename T> inline T fast_tanh(T x) {
+  const T ax = std::abs(x);
+  const T big = T(1) - T(2) / (fast_exp(T(2) * ax) + T(1));
+  const T z = x * x;
+  T small;
+  if constexpr (sizeof(T) == 4) {
+    small = ((((T(-5.70498872745e-3) * z + T(2.06390887954e-2)) * z - T(5.37397155531e-2)) * z +
+              T(1.33314422036e-1)) * z - T(3.33332819422e-1)) * z * x + x;
+  } else {
+    const T p = (T(-9.64399179425052238628e-1) * z - T(9.92877231001918586564e1)) * z -
+                T(1.61468768441708447952e3);
+    const T q = ((z + T(1.12811678491632931402e2)) * z + T(2.23548839060100448583e3)) * z +
+                T(4.84406305325125486048e3);
+    small = x + x * z * p / q;
+  }
+  return ax < T(0.625) ? small : std::copysign(big, x);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// GEMM, row-major: C (M, N) = alpha * op(A) op(B) + beta * C, op(A) (M, K), op(B) (K, N). Calls the BLAS
+// (MKL) that libtorch_cpu links and exports, without building tensors: a recurrent step at small shapes is a
+// few microseconds of arithmetic, so per-call overhead matters. Without those symbols (RNNLAB_BLAS=0) it
+// goes through at::addmm_out on tensor views.
+#if RNNLAB_BLAS
+extern "C" {
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+}
+#endif
+
+#if !RNNLAB_BLAS
+template <typename T>
+inline void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  // op(X) as a strided view: X stored (rows, ld) row-major, transposed by swapping strides
+  auto view = [&](const T* X, int64_t rows, int64_t cols, int64_t ld, bool t) {
+    return t ? at::from_blob(const_cast<T*>(X), {rows, cols}, {1, ld}, opts)
+             : at::from_blob(const_cast<T*>(X), {rows, cols}, {ld, 1}, opts);
+  };
+  Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  at::addmm_out(c, c, view(A, M, K, lda, ta), view(B, K, N, ldb, tb), beta, alpha);
+}
+#endif
+
+template <typename T>
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // C = beta * C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+    return;
+  }
+#if RNNLAB_BLAS
+  // Column-major BLAS sees row-major C as C^T (N, M): C^T = op(B)^T op(A)^T.
+  const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+  if constexpr (sizeof(T) == 4) {
+    sgemm_(&tB, &tA, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+  } else {
+    dgemm_(&tB, &tA, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+  }
+#else
+  gemm_fallback<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+// sum_t X_t^T Prev_t where Prev_t is the state before step t: s0 for t = 0, seq[t-1] after.
+// X (T, B, n) with row stride ldx (a column block of a wider buffer); seq (T, B, m); out (n, m) is
+// overwritten (accumulate = false) or added to.
+template <typename T>
+inline void gemm_prev(int64_t T_, int64_t B, int64_t n, int64_t m, const T* X, int64_t ldx, const T* s0,
+                      const T* seq, T* out, bool accumulate) {
+  gemm<T>(true, false, n, m, B, T(1), X, ldx, s0, m, accumulate ? T(1) : T(0), out, m);
+  if (T_ > 1) gemm<T>(true, false, n, m, (T_ - 1) * B, T(1), X + B * ldx, ldx, seq, m, T(1), out, m);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// State mixing. Every engine-level rule that lets a unit keep its previous value is one factor k in [0, 1]:
+//   s_t = k * s_{t-1} + (1 - k) * s~_t        (s~_t: the cell's new value)
+//   backward: ds~_t = (1 - k) ds_t,  ds_{t-1} += k ds_t
+// - packed input: k = 1 for every unit of a sequence that has ended (t >= lengths[b]);
+// - zoneout: k = mask[t, b, u] in training, k = rate in evaluation (Krueger et al. 2016);
+// - clockwork: k = 1 for units whose module is not active at this step (t + clock0[b]) mod period[u] != 0.
+// They compose as k = 1 - (1 - k_zoneout) [t < len_b] [active].
+template <typename T> struct Keep {
+  const int64_t* lengths = nullptr;  // (B,) steps of each sequence, or null
+  const T* mask = nullptr;           // (T, B, n) zoneout masks of this state (1 = keep), or null
+  T rate = 0;                        // zoneout rate in evaluation (mask null)
+  const T* periods = nullptr;        // (n,) clockwork period of each unit, or null
+  const T* clock0 = nullptr;         // (B,) clockwork step count at t = 0
+  int64_t B = 0, n = 0;
+
+  bool any() const { return lengths || mask || rate != T(0) || periods; }
+  bool ended(int64_t t, int64_t b) const { return lengths && t >= lengths[b]; }
+
+  // k (n,) for row b at step t
+  void row(int64_t t, int64_t b, T* k) const {
+    if (ended(t, b)) {
+      std::fill(k, k + n, T(1));
+      return;
+    }
+    if (mask) {
+      std::memcpy(k, mask + (t * B + b) * n, n * sizeof(T));
+    } else {
+      std::fill(k, k + n, rate);
+    }
+    if (periods) {
+      const T clock = clock0[b] + T(t);
+      for (int64_t u = 0; u < n; ++u)
+        if (std::fmod(clock, periods[u]) != T(0)) k[u] = T(1);
+    }
+  }
+};
+
+template <typename T> Keep<T> make_keep(const std::optional<Tensor>& lengths, const std::optional<Tensor>& mask,
+                                        double rate, int64_t B, int64_t n) {
+  Keep<T> k;
+  k.B = B;
+  k.n = n;
+  if (lengths && lengths->defined()) k.lengths = lengths->data_ptr<int64_t>();
+  if (mask && mask->defined()) {
+    k.mask = mask->data_ptr<T>();
+  } else {
+    k.rate = static_cast<T>(rate);
+  }
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Layer normalisation of one vector x (n,): xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps), the
+// variance biased, eps = 1e-5 as rnnlab.cells.base.LAYER_NORM_EPS.
+constexpr double kLayerNormEps = 1e-5;
+
+template <typename T> inline void ln_stats(const T* x, int64_t n, T& mean, T& rstd) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t u = 0; u < n; ++u) s += x[u];
+  mean = s / T(n);
+  T v = 0;
+  const T m = mean;
+#pragma omp simd reduction(+ : v)
+  for (int64_t u = 0; u < n; ++u) v += (x[u] - m) * (x[u] - m);
+  rstd = T(1) / std::sqrt(v / T(n) + T(kLayerNormEps));
+}
+
+// Backward of y = xhat * gain (+ shift): given dy (n,), writes dx (n,) (may alias dy) and adds
+// dy * xhat to dgain (n,) (double accumulators) if dgain is not null.
+//   dxhat = dy * gain;  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+template <typename T>
+inline void ln_backward(const T* x, int64_t n, T mean, T rstd, const T* gain, const T* dy, T* dx, double* dgain) {
+  T s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t u = 0; u < n; ++u) {
+    const T xh = (x[u] - mean) * rstd;
+    const T dxh = dy[u] * gain[u];
+    s1 += dxh;
+    s2 += dxh * xh;
+  }
+  s1 /= T(n);
+  s2 /= T(n);
+  if (dgain) {
+    for (int64_t u = 0; u < n; ++u) dgain[u] += static_cast<double>(dy[u] * ((x[u] - mean) * rstd));
+  }
+#pragma omp simd
+  for (int64_t u = 0; u < n; ++u) {
+    const T xh = (x[u] - mean) * rstd;
+    dx[u] = rstd * (dy[u] * gain[u] - s1 - xh * s2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parallel loop over the B rows of a step. A step's pointwise work is small, so it runs inline unless the
+// rows carry enough work to pay for waking the other threads. f(b, thread) gets the thread's index for its
+// scratch and accumulators.
+constexpr int64_t kParallelWork = 16384;
+
+template <typename F> inline void for_rows(int64_t B, int64_t work_per_row, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, work_per_row));
+  if (B <= grain || at::get_num_threads() == 1) {
+    for (int64_t b = 0; b < B; ++b) f(b, 0);
+    return;
+  }
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    const int thread = at::get_thread_num();
+    for (int64_t b = b0; b < b1; ++b) f(b, thread);
+  });
+}
+
+// Per-thread scratch rows and per-thread double accumulators of parameter gradients, summed at the end.
+struct ThreadBuffers {
+  int threads;
+  int64_t scratch_size, acc_size;
+  std::vector<char> scratch;   // threads x scratch_size bytes
+  std::vector<double> acc;     // threads x acc_size
+
+  ThreadBuffers(int64_t scratch_bytes, int64_t accumulators)
+      : threads(std::max(1, at::get_num_threads())), scratch_size((scratch_bytes + 63) / 64 * 64),
+        acc_size(accumulators), scratch(threads * scratch_size + 64), acc(threads * accumulators, 0.0) {}
+
+  template <typename T> T* rows(int thread) {
+    char* base = scratch.data() + thread * scratch_size;
+    return reinterpret_cast<T*>(base);
+  }
+  double* accumulators(int thread) { return acc.data() + thread * acc_size; }
+
+  // sum over threads of accumulators [offset, offset + n) into out (n,)
+  template <typename T> void reduce(int64_t offset, int64_t n, T* out) const {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int t = 0; t < threads; ++t) s += acc[t * acc_size + offset + j];
+      out[j] = static_cast<T>(s);
+    }
+  }
+};
+
+// Rows of constants (n,) that stand in for an absent gate or parameter, so that the pointwise loops read
+// memory unconditionally and vectorise: a gate that is not there reads 1 (or 0), its gradient goes to a sink.
+template <typename T> struct ConstRows {
+  std::vector<T> ones, zeros;
+  explicit ConstRows(int64_t n) : ones(n, T(1)), zeros(n, T(0)) {}
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Argument helpers.
+inline std::optional<Tensor> get(const OptTensors& list, size_t i) {
+  if (i >= list.size()) return std::nullopt;
+  std::optional<Tensor> t = list.get(i);
+  if (t && !t->defined()) return std::nullopt;
+  return t;
+}
+
+template <typename T> inline const T* ptr_or_null(const std::optional<Tensor>& t) {
+  return t ? t->data_ptr<T>() : nullptr;
+}
+
+// the tensor's data, or a row of constants standing in for it
+template <typename T> inline const T* or_const(const std::optional<Tensor>& t, const T* fallback) {
+  return t ? t->data_ptr<T>() : fallback;
+}
+
+inline Tensor empty_like_dtype(at::IntArrayRef sizes, const Tensor& like) {
+  return at::empty(sizes, like.options());
+}
+
+inline Tensor none_tensor(const Tensor& like) { return at::empty({0}, like.options()); }
+
+}  // namespace rnnlab

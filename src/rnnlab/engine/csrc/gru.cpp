@@ -1,0 +1,418 @@
+// Fused GRU over a whole sequence, forward and hand-written backward (BPTT), for every variant of
+// rnnlab.cells.gru: vanilla (torch's), reset_before (Cho et al. 2014), mut1, mut2, mut3 (Jozefowicz et al.
+// 2015) and mgu (Zhou et al. 2016), each with or without layer_norm. One implementation: a variant is a
+// choice among a few switches (Spec below).
+//
+// Notation of one step (B rows): gx = [x_r | x_z | x_n] from project_input (mgu: [x_f | x_n]); the recurrent
+// products are blocks of A = LN(P W^T) * ln_hh + b_hh, each block normalised on its own, where P is h_{t-1},
+// tanh(h_{t-1}) (mut3's z) or q = r * h_{t-1} (the candidate of every variant but vanilla).
+//
+// Forward:
+//   r = sigma(x_r + A_r(h))
+//   z = sigma(x_z + A_z(h))   [vanilla, reset_before, mut2];  sigma(x_z + A_z(tanh h)) [mut3];
+//       sigma(x_z) [mut1];  z = r = f [mgu]
+//   vanilla:  n = tanh(x_n + r * A_n(h))                       (reset after the product: one GEMM per step)
+//   others:   n = tanh(x_n + A_n(r * h))                       (a second GEMM per step, after r)
+//   h~ = (1 - z) n + z h_{t-1}   [vanilla, reset_before]   or   z n + (1 - z) h_{t-1}   [mut1-3, mgu]
+//   h_t = k h_{t-1} + (1 - k) h~                               (state mixing, common.h: Keep)
+//
+// Backward, step t, from dh_t:
+//   dh~ = (1 - k) dh_t;  dh_{t-1} = k dh_t + dh~ z  (or dh~ (1 - z))
+//   dn = dh~ (1 - z) (or dh~ z);  dz = dh~ (h_{t-1} - n) (or dh~ (n - h_{t-1}))
+//   da_n = dn (1 - n^2) = dx_n
+//   vanilla:  dA_n = da_n r,  dr = da_n A_n
+//   others:   dq = LN'(da_n) W_n (one GEMM per step),  dr = dq h_{t-1},  dh_{t-1} += dq r
+//   da_r = dr r (1 - r) = dx_r;  da_z = dz z (1 - z) = dx_z   (mgu: da_f = (dr + dz) f (1 - f))
+//   dh_{t-1} += LN'(dA_h) W_h    (the blocks computed from h; one GEMM per step)
+//   mut3: dh_{t-1} += (LN'(dA_z) W_z) (1 - tanh^2 h_{t-1})
+//   after the loop, one GEMM over (T*B) per product input: dW_h = sum_t dA_h^T h_{t-1}, dW_z = sum_t dA_z^T
+//   tanh(h_{t-1}) (mut3), dW_n = sum_t dA_n^T q_t (all but vanilla).
+#include "common.h"
+
+namespace rnnlab {
+namespace {
+
+enum Variant : int64_t { kVanilla = 0, kResetBefore, kMut1, kMut2, kMut3, kMgu };  // GRUMath.variants order
+constexpr int64_t kLayerNorm = 256;
+
+enum { GX, H0, W_HH, B_HH, LN_HH };  // inputs, in rnnlab/engine/fused.py's order
+enum { LENGTHS, MASK_H };            // aux
+
+enum ZSource { kZFromH, kZFromTanhH, kZFromInput, kZIsR };
+
+struct Spec {
+  int64_t T, B, H, Dgx, GHh;
+  int64_t variant;
+  bool ln, reset_after, mut_output;
+  ZSource z_source;
+  int64_t n1;      // columns of the product of h_{t-1} (r, then z if it comes from h; vanilla: r, z, n)
+  int64_t an;      // column of the candidate's block in the recurrent product
+  int64_t xz, xn;  // columns of x_z, x_n in gx (mgu: x_z = x_f)
+
+  Spec(const Tensor& gx, const Tensor& w_hh, int64_t flags, int64_t H_)
+      : T(gx.size(0)), B(gx.size(1)), H(H_), Dgx(gx.size(2)), GHh(w_hh.size(0)) {
+    variant = flags & 255;
+    ln = flags & kLayerNorm;
+    TORCH_CHECK(variant >= kVanilla && variant <= kMgu, "rnnlab gru: unknown variant ", variant);
+    reset_after = variant == kVanilla;
+    mut_output = variant == kMut1 || variant == kMut2 || variant == kMut3 || variant == kMgu;
+    z_source = variant == kMut3 ? kZFromTanhH : variant == kMut1 ? kZFromInput : variant == kMgu ? kZIsR : kZFromH;
+    n1 = variant == kVanilla ? 3 * H : (variant == kResetBefore || variant == kMut2) ? 2 * H : H;
+    an = (variant == kMut1 || variant == kMgu) ? H : 2 * H;
+    xz = variant == kMgu ? 0 : H;
+    xn = variant == kMgu ? H : 2 * H;
+    const int64_t rows = (variant == kMut1 || variant == kMgu) ? 2 * H : 3 * H;
+    TORCH_CHECK(GHh == rows && w_hh.size(1) == H, "rnnlab gru: weight_hh of shape ", w_hh.sizes(), " does not match");
+    TORCH_CHECK(Dgx == (variant == kMgu ? 2 * H : 3 * H), "rnnlab gru: gx width ", Dgx, " does not match");
+  }
+};
+
+// Gates kept per step (GW columns): [r | z | n | A_n (vanilla only)]; mgu keeps f in both r and z.
+inline int64_t gates_width(const Spec& s) { return s.reset_after ? 4 * s.H : 3 * s.H; }
+
+// a (n,) = LN(z) * gain + bias (bias may be a row of zeros; no LN when gain is null); a may alias z.
+template <typename T> inline void product_block(const T* z, int64_t n, const T* gain, const T* bias, T* a) {
+  if (gain) {
+    T mean_, rstd_;
+    ln_stats(z, n, mean_, rstd_);
+    const T mean = mean_, rstd = rstd_;
+#pragma omp simd
+    for (int64_t u = 0; u < n; ++u) a[u] = (z[u] - mean) * rstd * gain[u] + bias[u];
+  } else {
+#pragma omp simd
+    for (int64_t u = 0; u < n; ++u) a[u] = z[u] + bias[u];
+  }
+}
+
+// Backward of product_block for each H-block of [0, n): da -> dz (may alias da when there is no LN);
+// bias and gain gradients into the accumulators.
+template <typename T>
+inline void product_block_backward(const T* z, int64_t n, int64_t H, const T* gain, const T* da, T* dz,
+                                   double* acc_bias, double* acc_gain) {
+  for (int64_t u = 0; u < n; ++u) acc_bias[u] += static_cast<double>(da[u]);
+  if (!gain) {
+    if (dz != da) std::memcpy(dz, da, n * sizeof(T));
+    return;
+  }
+  for (int64_t k = 0; k < n; k += H) {
+    T mean, rstd;
+    ln_stats(z + k, H, mean, rstd);
+    ln_backward(z + k, H, mean, rstd, gain + k, da + k, dz + k, acc_gain + k);
+  }
+}
+
+// Forward. outputs [hseq (T,B,H), h_T, empty, empty]; saved (with save) [G (T,B,GW), Z (T,B,GHh) raw products
+// (layer_norm only), Q (T,B,H) r*h (not vanilla), TH (T,B,H) tanh(h_{t-1}) (mut3)].
+template <typename T>
+Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t H_, double zoneout_rate,
+                bool save) {
+  const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
+  const Spec s(gx_t, w_hh_t, flags, H_);
+  const int64_t T_ = s.T, B = s.B, H = s.H, Dgx = s.Dgx, GHh = s.GHh, GW = gates_width(s);
+  const ConstRows<T> consts(GHh);
+  const T* gx = gx_t.data_ptr<T>();
+  const T* h0 = get(in, H0)->data_ptr<T>();
+  const T* W = w_hh_t.data_ptr<T>();
+  const T* bias = or_const(get(in, B_HH), consts.zeros.data());
+  const T* gain = ptr_or_null<T>(get(in, LN_HH));
+  const Keep<T> keep = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, H);
+  const bool mix = keep.any();
+  const T mut = s.mut_output;  // 0/1: which of z, 1 - z weighs the candidate
+
+  const int64_t n_keep = save ? T_ : 1;
+  const auto opts = gx_t.options();
+  Tensor hseq_t = at::empty({T_, B, H}, opts);
+  Tensor G_t = at::empty({n_keep, B, GW}, opts);
+  Tensor Z_t = at::empty({s.ln ? n_keep : 1, B, GHh}, opts);
+  Tensor Q_t = s.reset_after ? none_tensor(gx_t) : at::empty({n_keep, B, H}, opts);
+  Tensor TH_t = s.z_source == kZFromTanhH ? at::empty({n_keep, B, H}, opts) : none_tensor(gx_t);
+  T* hseq = hseq_t.data_ptr<T>();
+  ThreadBuffers tb(H * sizeof(T), 0);
+
+  for (int64_t t = 0; t < T_; ++t) {
+    const int64_t slot = save ? t : 0;
+    T* Gt = G_t.data_ptr<T>() + slot * B * GW;
+    T* Zt = Z_t.data_ptr<T>() + (s.ln ? slot : 0) * B * GHh;
+    T* Qt = s.reset_after ? nullptr : Q_t.data_ptr<T>() + slot * B * H;
+    T* THt = s.z_source == kZFromTanhH ? TH_t.data_ptr<T>() + slot * B * H : nullptr;
+    const T* hprev = t ? hseq + (t - 1) * B * H : h0;
+    T* ht = hseq + t * B * H;
+    const T* gxt = gx + t * B * Dgx;
+
+    // products of h_{t-1} (and of tanh h_{t-1} for mut3's z)
+    gemm<T>(false, true, B, s.n1, H, T(1), hprev, H, W, H, T(0), Zt, GHh);
+    if (THt) {
+      for_rows(B, 4 * H, [&](int64_t b, int) {
+        const T* hp = hprev + b * H;
+        T* th = THt + b * H;
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) th[u] = fast_tanh(hp[u]);
+      });
+      gemm<T>(false, true, B, H, H, T(1), THt, H, W + H * H, H, T(0), Zt + H, GHh);
+    }
+
+    // h~ from the gates and the candidate's pre-activation, then mixing into h_t
+    auto finish = [&](int64_t b, int thread, const T* an_row, T* g) {
+      const T* x = gxt + b * Dgx;
+      const T* hp = hprev + b * H;
+      const T* r = g;
+      const T* z = g + H;
+      T* n = g + 2 * H;
+      T* hn = ht + b * H;
+      const T reset_after = s.reset_after;
+#pragma omp simd
+      for (int64_t u = 0; u < H; ++u) {
+        // vanilla: x_n + r * A_n;  others: x_n + A_n (A_n already saw r through q = r h)
+        const T pre = x[s.xn + u] + (reset_after * r[u] + (T(1) - reset_after)) * an_row[u];
+        const T nv = fast_tanh(pre);
+        n[u] = nv;
+        const T wz = mut * z[u] + (T(1) - mut) * (T(1) - z[u]);  // weight of the candidate
+        hn[u] = wz * nv + (T(1) - wz) * hp[u];
+      }
+      if (mix) {
+        T* kbuf = tb.rows<T>(thread);
+        keep.row(t, b, kbuf);
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * hn[u];
+      }
+    };
+
+    for_rows(B, 8 * GW, [&](int64_t b, int thread) {
+      const T* x = gxt + b * Dgx;
+      T* za = Zt + b * GHh;  // raw products; with layer norm kept raw, the activations go to g
+      T* g = Gt + b * GW;
+      // r and z
+      T* ar = g;  // A_r, then r
+      T* az = g + H;
+      product_block(za, H, gain, bias, ar);
+      if (s.z_source == kZFromH || s.z_source == kZFromTanhH) {
+        product_block(za + H, H, gain ? gain + H : nullptr, bias + H, az);
+      } else {
+        std::fill(az, az + H, T(0));  // z from x_z alone (mut1), or a copy of r (mgu)
+      }
+#pragma omp simd
+      for (int64_t u = 0; u < H; ++u) {
+        g[u] = sigmoid(x[u] + ar[u]);
+        az[u] = sigmoid(x[s.xz + u] + az[u]);
+      }
+      if (s.z_source == kZIsR) std::memcpy(az, g, H * sizeof(T));
+      if (s.reset_after) {  // A_n of h_{t-1} kept in the 4th block
+        T* an = g + 3 * H;
+        product_block(za + 2 * H, H, gain ? gain + 2 * H : nullptr, bias + 2 * H, an);
+        finish(b, thread, an, g);
+      } else {  // q = r h_{t-1}, input of the candidate's product
+        const T* hp = hprev + b * H;
+        T* q = Qt + b * H;
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) q[u] = g[u] * hp[u];
+      }
+    });
+
+    if (!s.reset_after) {  // A_n = LN(q W_n^T) + b_n, then the candidate and h_t
+      gemm<T>(false, true, B, H, H, T(1), Qt, H, W + s.an * H, H, T(0), Zt + s.an, GHh);
+      for_rows(B, 4 * GW, [&](int64_t b, int thread) {
+        T* g = Gt + b * GW;
+        T* an = g + 2 * H;  // A_n, replaced by n in `finish`
+        product_block(Zt + b * GHh + s.an, H, gain ? gain + s.an : nullptr, bias + s.an, an);
+        finish(b, thread, an, g);
+      });
+    }
+  }
+  Tensor hT = hseq_t[T_ - 1].clone();
+  std::vector<Tensor> outputs{hseq_t, hT, none_tensor(gx_t), none_tensor(gx_t)};
+  std::vector<Tensor> saved;
+  if (save) saved = {G_t, s.ln ? Z_t : none_tensor(gx_t), Q_t, TH_t};
+  return {outputs, saved};
+}
+
+// Backward. grads [d hseq, d h_T, -, -]; saved [hseq] + the forward's saved list.
+template <typename T>
+std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>& saved, const OptTensors& in,
+                             const OptTensors& aux, int64_t flags, int64_t H_, double zoneout_rate) {
+  const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
+  const Spec s(gx_t, w_hh_t, flags, H_);
+  const int64_t T_ = s.T, B = s.B, H = s.H, Dgx = s.Dgx, GHh = s.GHh, GW = gates_width(s);
+  const ConstRows<T> consts(GHh);
+  const T* h0 = get(in, H0)->data_ptr<T>();
+  const T* W = w_hh_t.data_ptr<T>();
+  const auto bias_o = get(in, B_HH), gain_o = get(in, LN_HH);
+  const T* bias = or_const(bias_o, consts.zeros.data());
+  const T* gain = ptr_or_null<T>(gain_o);
+  const Keep<T> keep = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, H);
+  const bool mix = keep.any();
+  const T mut = s.mut_output;
+
+  const T* hseq = saved[0].data_ptr<T>();
+  const T* G = saved[1].data_ptr<T>();
+  const T* Z = s.ln ? saved[2].data_ptr<T>() : nullptr;
+  const T* Q = s.reset_after ? nullptr : saved[3].data_ptr<T>();
+  const T* TH = s.z_source == kZFromTanhH ? saved[4].data_ptr<T>() : nullptr;
+  const auto d_hseq_o = get(grads, 0), d_hT_o = get(grads, 1);
+  const T* d_hseq = ptr_or_null<T>(d_hseq_o);
+
+  const auto opts = gx_t.options();
+  Tensor dgx_t = at::empty({T_, B, Dgx}, opts);
+  Tensor dZ_t = at::empty({T_, B, GHh}, opts);  // gradients of the raw products, all steps
+  Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, opts);
+  Tensor dh_b = at::empty({B, H}, opts);
+  Tensor dz_t = at::empty({B, H}, opts);  // dz between the two row passes
+  Tensor dq_t = at::empty({B, H}, opts);  // dq (B, H), or d tanh(h) for mut3
+  T* dgx = dgx_t.data_ptr<T>();
+  T* dZ = dZ_t.data_ptr<T>();
+  T* dzb = dz_t.data_ptr<T>();
+  T* dq = dq_t.data_ptr<T>();
+  const int64_t a_bias = 0, a_gain = GHh;
+  ThreadBuffers tb(2 * GHh * sizeof(T), 2 * GHh);
+
+  for (int64_t t = T_ - 1; t >= 0; --t) {
+    T* dh = dh_a.data_ptr<T>();
+    T* dhn = dh_b.data_ptr<T>();
+    const T* hprev = t ? hseq + (t - 1) * B * H : h0;
+    const T* Gt = G + t * B * GW;
+    T* dxt = dgx + t * B * Dgx;
+    T* dZt = dZ + t * B * GHh;
+    const T* Zt = Z ? Z + t * B * GHh : nullptr;
+    const T* dhs = d_hseq ? d_hseq + t * B * H : nullptr;
+
+    // the candidate, z, and (vanilla) r
+    for_rows(B, 10 * GW, [&](int64_t b, int thread) {
+      T* da = tb.rows<T>(thread);  // dA of this row (GHh,), before the layer norms
+      double* acc = tb.accumulators(thread);
+      const T* g = Gt + b * GW;
+      const T* r = g;
+      const T* z = g + H;
+      const T* n = g + 2 * H;
+      const T* hp = hprev + b * H;
+      T* d = dh + b * H;
+      T* dn_ = dhn + b * H;
+      T* dx = dxt + b * Dgx;
+      T* dzr = dzb + b * H;
+      if (dhs) {
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) d[u] += dhs[b * H + u];
+      }
+      const T* kk = consts.zeros.data();
+      if (mix) {
+        T* kbuf = da + GHh;
+        keep.row(t, b, kbuf);
+        kk = kbuf;
+      }
+      T* dan = da + s.an;
+#pragma omp simd
+      for (int64_t u = 0; u < H; ++u) {
+        const T dht = (T(1) - kk[u]) * d[u];
+        const T wz = mut * z[u] + (T(1) - mut) * (T(1) - z[u]);  // weight of the candidate
+        dn_[u] = kk[u] * d[u] + dht * (T(1) - wz);
+        const T dn = dht * wz;
+        // d wz / dz = 2 mut - 1;  h~ = wz n + (1 - wz) h
+        dzr[u] = (T(2) * mut - T(1)) * dht * (n[u] - hp[u]);
+        const T dpn = dn * (T(1) - n[u] * n[u]);
+        dx[s.xn + u] = dpn;
+        dan[u] = dpn;
+      }
+      if (s.reset_after) {  // n = tanh(x_n + r A_n): dA_n = da_n r, dr = da_n A_n
+        const T* an = g + 3 * H;
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) {
+          const T dpn = dan[u];
+          const T dar = dpn * an[u] * r[u] * (T(1) - r[u]);
+          const T daz = dzr[u] * z[u] * (T(1) - z[u]);
+          dan[u] = dpn * r[u];
+          da[u] = dar;
+          da[H + u] = daz;
+          dx[u] = dar;
+          dx[H + u] = daz;
+        }
+        product_block_backward(Zt ? Zt + b * GHh : nullptr, GHh, H, gain, da, dZt + b * GHh, acc + a_bias,
+                               acc + a_gain);
+      } else {
+        product_block_backward(Zt ? Zt + b * GHh + s.an : nullptr, H, H, gain ? gain + s.an : nullptr, dan,
+                               dZt + b * GHh + s.an, acc + a_bias + s.an, acc + a_gain + s.an);
+      }
+    });
+
+    if (!s.reset_after) {
+      // dq (B, H) = dA_n (B, H) W_n (H, H);  q = r h_{t-1}
+      gemm<T>(false, false, B, H, H, T(1), dZt + s.an, GHh, W + s.an * H, H, T(0), dq, H);
+      for_rows(B, 6 * GW, [&](int64_t b, int thread) {
+        T* da = tb.rows<T>(thread);
+        double* acc = tb.accumulators(thread);
+        const T* g = Gt + b * GW;
+        const T* r = g;
+        const T* z = g + H;
+        const T* hp = hprev + b * H;
+        const T* dqr = dq + b * H;
+        const T* dzr = dzb + b * H;
+        T* dn_ = dhn + b * H;
+        T* dx = dxt + b * Dgx;
+        const T is_mgu = s.z_source == kZIsR;
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) {
+          dn_[u] += dqr[u] * r[u];
+          const T dr = dqr[u] * hp[u] + is_mgu * dzr[u];  // mgu: f plays r and z
+          da[u] = dr * r[u] * (T(1) - r[u]);
+          da[H + u] = dzr[u] * z[u] * (T(1) - z[u]);
+        }
+        std::memcpy(dx, da, H * sizeof(T));  // dx_r (mgu: dx_f)
+        if (s.z_source != kZIsR) std::memcpy(dx + s.xz, da + H, H * sizeof(T));
+        const int64_t nh = s.z_source == kZFromTanhH ? 2 * H : s.n1;  // blocks from h (and tanh h)
+        product_block_backward(Zt ? Zt + b * GHh : nullptr, nh, H, gain, da, dZt + b * GHh, acc + a_bias,
+                               acc + a_gain);
+      });
+    }
+
+    // dh_{t-1} += dA_h (B, n1) W_h (n1, H)
+    gemm<T>(false, false, B, H, s.n1, T(1), dZt, GHh, W, H, T(1), dhn, H);
+    if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
+      gemm<T>(false, false, B, H, H, T(1), dZt + H, GHh, W + H * H, H, T(0), dq, H);
+      const T* THt = TH + t * B * H;
+      for (int64_t j = 0; j < B * H; ++j) dhn[j] += dq[j] * (T(1) - THt[j] * THt[j]);
+    }
+    std::swap(dh_a, dh_b);
+  }
+
+  // weight gradients: one GEMM over all steps per product input
+  Tensor dW_t = at::empty_like(w_hh_t);
+  T* dW = dW_t.data_ptr<T>();
+  gemm_prev<T>(T_, B, s.n1, H, dZ, GHh, h0, hseq, dW, false);  // rows [0, n1): sum_t dA_h^T h_{t-1}
+  if (s.z_source == kZFromTanhH)
+    gemm<T>(true, false, H, H, T_ * B, T(1), dZ + H, GHh, TH, H, T(0), dW + H * H, H);
+  if (!s.reset_after)
+    gemm<T>(true, false, H, H, T_ * B, T(1), dZ + s.an, GHh, Q, H, T(0), dW + s.an * H, H);
+  auto reduced = [&](const std::optional<Tensor>& like, int64_t offset) {
+    if (!like) return none_tensor(gx_t);
+    Tensor out = at::empty_like(*like);
+    tb.reduce(offset, out.numel(), out.data_ptr<T>());
+    return out;
+  };
+  return {dgx_t, dh_a, dW_t, reduced(bias_o, a_bias), reduced(gain_o, a_gain)};
+}
+
+Outputs gru_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
+                    double zoneout_rate, bool save) {
+  (void)all_states;  // a GRU's only state is h
+  const Tensor gx = *get(in, GX);
+  if (gx.scalar_type() == at::kDouble) return forward<double>(in, aux, flags, hidden, zoneout_rate, save);
+  TORCH_CHECK(gx.scalar_type() == at::kFloat, "rnnlab gru: float32 or float64 expected, got ", gx.scalar_type());
+  return forward<float>(in, aux, flags, hidden, zoneout_rate, save);
+}
+
+std::vector<Tensor> gru_backward(const OptTensors& grads, const std::vector<Tensor>& saved, const OptTensors& in,
+                                 const OptTensors& aux, int64_t flags, int64_t hidden, double zoneout_rate) {
+  if (get(in, GX)->scalar_type() == at::kDouble)
+    return backward<double>(grads, saved, in, aux, flags, hidden, zoneout_rate);
+  return backward<float>(grads, saved, in, aux, flags, hidden, zoneout_rate);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(rnnlab, m) {
+  m.def("gru_forward(Tensor?[] inputs, Tensor?[] aux, int flags, int hidden, bool all_states, float zoneout_rate, "
+        "bool save) -> (Tensor[], Tensor[])",
+        &gru_forward);
+  m.def("gru_backward(Tensor?[] grads, Tensor[] saved, Tensor?[] inputs, Tensor?[] aux, int flags, int hidden, "
+        "float zoneout_rate) -> Tensor[]",
+        &gru_backward);
+}
+
+}  // namespace rnnlab
