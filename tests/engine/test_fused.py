@@ -1,0 +1,183 @@
+"""The fused engine equals the reference engine (the spec) in float64: outputs, final states and every
+gradient, for every family and variant, with layer norm, packed lengths, zoneout (training masks and
+evaluation), all_states, proj_size, depth-gated and clockwork cells; and gradcheck of the fused Function."""
+
+import pytest
+import torch
+
+from rnnlab.cells import ClockworkMath, DepthGatedMath, GRUMath, LSTMMath, RNNMath
+from rnnlab.engine import build, fused
+from rnnlab.engine.fused import FusedSequence, Kernel, run_fused
+from rnnlab.engine.reference import run_reference
+from rnnlab.engine.zoneout import Zoneout
+
+DT = torch.float64
+T, B = 6, 3
+LENGTHS = torch.tensor([6, 2, 4])
+
+
+def cells():
+    """(id, cell math, input size) for every kernel configuration."""
+    out = []
+    for v in LSTMMath.variants:
+        for ln in (False, True):
+            for proj in (0, 3):
+                out.append((f"lstm:{v}{':ln' if ln else ''}{':proj' if proj else ''}",
+                            LSTMMath(5, v, layer_norm=ln, proj_size=proj), 4))
+    for v in GRUMath.variants:
+        for ln in (False, True):
+            out.append((f"gru:{v}{':ln' if ln else ''}", GRUMath(5, v, layer_norm=ln), 5))
+    for v in RNNMath.variants:
+        for ln in (False, True):
+            out.append((f"rnn:{v}{':ln' if ln else ''}", RNNMath(5, v, layer_norm=ln), 4))
+    for ln in (False, True):
+        out.append((f"clockwork{':ln' if ln else ''}", ClockworkMath(7, periods=(1, 2, 4), layer_norm=ln), 4))
+        out.append((f"dglstm{':ln' if ln else ''}", DepthGatedMath(5, layer_norm=ln), 5))
+    return out
+
+
+CELLS = cells()
+MODES = {  # name: (lengths, zoneout rate, training, all_states)
+    "plain": (None, 0.0, True, False),
+    "packed+zoneout": (LENGTHS, 0.3, True, False),
+    "zoneout-eval+all_states": (None, 0.3, False, True),
+}
+
+
+def make_inputs(cell, input_size, steps=T, batch=B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    p = {k: torch.randn(s, dtype=DT, generator=g).requires_grad_() for k, s in cell.param_shapes(input_size).items()}
+    x = torch.randn(steps, batch, cell.input_width(input_size), dtype=DT, generator=g, requires_grad=True)
+    state0 = [torch.randn(batch, n, dtype=DT, generator=g, requires_grad=True) for n in cell.state_sizes()]
+    if isinstance(cell, ClockworkMath):  # the clock: steps already taken by each sequence
+        state0[1] = torch.tensor([[0.0], [3.0], [5.0]][:batch], dtype=DT)
+    return x, tuple(state0), p
+
+
+def run_both(cell, input_size, lengths, rate, training, all_states):
+    """Outputs and gradients (of a random weighting of every output) from both engines."""
+    x, state0, p = make_inputs(cell, input_size)
+    zoneout = None
+    if rate:
+        zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), T, B, training=training, like=x)
+    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
+    results = []
+    for engine in (run_reference, run_fused):
+        sequence, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
+                                 all_states=all_states)
+        outputs = [*(sequence if isinstance(sequence, tuple) else (sequence,)), *final]
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in outputs)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        results.append((outputs, grads))
+    return results
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_reference_fallback():
+    """The fused engine must not quietly run the reference: fail if it does."""
+    assert build.load(), f"the fused kernels failed to build: {build.error()}"
+    original = fused.run_reference
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the fused engine fell back to the reference engine")
+
+    fused.run_reference = forbidden
+    yield
+    fused.run_reference = original
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("name,cell,input_size", CELLS, ids=[c[0] for c in CELLS])
+def test_fused_equals_reference(name, cell, input_size, mode):
+    (ref_out, ref_grads), (out, grads) = run_both(cell, input_size, *MODES[mode])
+    assert len(out) == len(ref_out)
+    for a, b in zip(out, ref_out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    for a, b in zip(grads, ref_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_inference_path_equals_training_path():
+    cell = LSTMMath(6, "peephole", layer_norm=True, proj_size=4)
+    x, state0, p = make_inputs(cell, 3)
+    gx = cell.project_input(x, p)
+    (seq, (h, c)) = run_fused(cell, gx, state0, p, lengths=LENGTHS)
+    with torch.no_grad():
+        (seq_ng, (h_ng, c_ng)) = run_fused(cell, gx, state0, p, lengths=LENGTHS)
+    assert not seq_ng.requires_grad
+    for a, b in ((seq, seq_ng), (h, h_ng), (c, c_ng)):
+        torch.testing.assert_close(a.detach(), b, rtol=0, atol=0)
+
+
+FLOAT32 = [c for c in CELLS if c[0] in ("lstm:vanilla", "lstm:peephole:proj", "gru:vanilla", "gru:mgu", "rnn:tanh")]
+
+
+@pytest.mark.parametrize("name,cell,input_size", FLOAT32, ids=[c[0] for c in FLOAT32])
+def test_float32_close_to_reference(name, cell, input_size):
+    """The C++ activations (polynomial exp/tanh) agree with torch's to float32 precision."""
+    x, state0, p = make_inputs(cell, input_size)
+    x, p = x.float(), {k: v.float() for k, v in p.items()}
+    state0 = tuple(s.float() for s in state0)
+    gx = cell.project_input(x, p)
+    ref, _ = run_reference(cell, gx, state0, p)
+    out, _ = run_fused(cell, gx, state0, p)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+# ---- gradcheck of the autograd.Function itself (T=4, B=2: the finite differences are many forwards) ----------
+GRADCHECK = [  # (cell id, mode): every family and each feature of the kernels at least once
+    ("lstm:peephole:ln:proj", "packed+zoneout"), ("lstm:cifg", "plain"), ("lstm:nog:proj", "zoneout-eval+all_states"),
+    ("lstm:niaf", "packed+zoneout"), ("lstm:noaf:ln", "plain"), ("gru:vanilla:ln", "packed+zoneout"),
+    ("gru:reset_before", "plain"), ("gru:mut1", "zoneout-eval+all_states"), ("gru:mut3:ln", "plain"),
+    ("gru:mgu", "packed+zoneout"), ("rnn:relu", "packed+zoneout"), ("rnn:tanh:ln", "zoneout-eval+all_states"),
+    ("clockwork", "packed+zoneout"), ("dglstm:ln", "packed+zoneout"),
+]
+_BY_ID = {c[0]: c for c in CELLS}
+
+
+@pytest.mark.parametrize("cell_id,mode", GRADCHECK, ids=[f"{c}-{m}" for c, m in GRADCHECK])
+def test_gradcheck_fused_function(cell_id, mode):
+    _, cell, input_size = _BY_ID[cell_id]
+    steps, batch = 4, 2
+    lengths, rate, training, _ = MODES[mode]
+    lengths = None if lengths is None else torch.tensor([4, 2])
+    x, state0, p = make_inputs(cell, input_size, steps, batch)
+    p = cell.prepare(p)
+    family, flags = fused._flags(cell)
+    zoneout = None
+    if rate:
+        zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), steps, batch, training=training,
+                               like=x)
+    aux, zrate = fused._aux(cell, state0, lengths, zoneout, p)
+    kernel = Kernel(family, flags, cell.hidden_size, zrate)
+    given = {"gx": cell.project_input(x, p), "h0": state0[0], "c0": state0[1] if family == "lstm" else None, **p}
+    inputs = [given.get(n) for n in fused.INPUTS[family]]
+    inputs = [None if t is None else t.detach().contiguous().requires_grad_() for t in inputs]
+
+    def fn(*tensors):
+        outputs = FusedSequence.apply(kernel, aux, *tensors)
+        return tuple(o for o in outputs if o.numel())
+
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
+
+
+# ---- a failed build falls back to the reference, with a warning ------------------------------------------------
+def test_failed_build_warns_and_runs_the_reference(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    monkeypatch.setattr(build, "_status", {"loaded": None, "error": None})
+    monkeypatch.setattr(fused, "run_reference", run_reference)
+    cell = GRUMath(4)
+    x, state0, p = make_inputs(cell, 4)
+    with pytest.warns(RuntimeWarning, match="could not build the fused engine"):
+        out, _ = run_fused(cell, cell.project_input(x, p), state0, p)
+    ref, _ = run_reference(cell, cell.project_input(x, p), state0, p)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    assert isinstance(build.error(), RuntimeError)
