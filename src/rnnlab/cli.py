@@ -335,6 +335,56 @@ def runs_command(directory: str) -> None:
                    f"{value:.4g}  {r['params']:,} params  {r['train_seconds']:.0f} s  {r.get('run_dir', '')}")
 
 
+# --------------------------------------------------------------------------------------------------- generate
+@cli.command("generate")
+@click.argument("run_dir", type=click.Path())
+@click.option("--length", type=_POSITIVE, help="Time steps (music) or tokens to generate (default: the task's).")
+@click.option("--out", type=click.Path(), help="File to write (music: a MIDI file, FILE.mid).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the sampling.  [default: 0]")
+@click.option("--temperature", type=click.FloatRange(min=0.0, min_open=True), help="Sampling temperature.")
+@click.option("--prompt", help="Text to start from (text tasks).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def generate_command(run_dir: str, out, checkpoint: str, **options) -> None:
+    """Sample from a trained run's model, one step at a time (the task's generate hook).
+
+    \b
+    Example:
+      rnnlab generate runs/music-lstm --length 128 --out sample.mid
+      rnnlab generate runs/music-lstm --length 64 --temperature 0.8 --seed 3 --out calmer.mid
+    """
+    from rnnlab.train.trained import generate_from_run
+
+    result, path = generate_from_run(run_dir, out=out, checkpoint=checkpoint, **options)
+    if path is None:
+        click.echo(result)
+    else:
+        click.echo(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------------------------------- forecast
+@cli.command("forecast")
+@click.argument("run_dir", type=click.Path())
+@click.option("--data", type=click.Path(), help="A table with the run's columns (default: the run's series).")
+@click.option("--horizon", type=int, help="Steps to forecast past the end (default: the run's horizon).")
+@click.option("--plot", type=click.Path(), default="forecast.png", show_default=True,
+              help="PNG of the history and the forecast.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def forecast_command(run_dir: str, data, horizon, plot: str, checkpoint: str) -> None:
+    """Forecast the steps after the end of a series with a trained forecasting run; print them, plot them.
+
+    \b
+    Example:
+      rnnlab train forecast --series sunspots --horizon 5 --out runs/sun
+      rnnlab forecast runs/sun --horizon 20 --plot sunspots.png
+      rnnlab forecast runs/sales --data sales-2024.csv --horizon 12
+    """
+    from rnnlab.train.trained import forecast_from_run
+
+    result, path = forecast_from_run(run_dir, data=data, horizon=horizon, plot=plot, checkpoint=checkpoint)
+    click.echo(result.table())
+    click.echo(f"wrote {path}")
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def _one_line(message: object) -> str:
     return " ".join(str(message).split())
