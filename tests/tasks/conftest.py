@@ -1,4 +1,8 @@
-"""Shared fixtures of the task tests: a private data cache, a file writer, the shared reference data."""
+"""Shared fixtures of the task tests: one torch thread, a file writer, the shared reference data.
+
+The data cache (``$RNNLAB_CACHE``) is left alone: it also holds the fused engine's compiled kernels, which a
+private cache per test would rebuild.
+"""
 
 from pathlib import Path
 
@@ -9,9 +13,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_and_private_cache(tmp_path, monkeypatch):
-    """Every test gets its own empty cache directory; torch uses one thread (the machines are shared)."""
-    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+def _one_thread():
+    """torch uses one thread in these tests (the machines are shared)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -367,6 +367,10 @@ class Forecast(IndexedTask):
         return ForecastResult(series.name, series.columns, history_time, values, forecast_time, forecast,
                               value_label, time_label)
 
+    def plot_forecast(self, result: ForecastResult, path: str | Path) -> Path:
+        """Write the PNG of :func:`plot_forecast` (history and forecast) at ``path``."""
+        return plot_forecast(result, path)
+
 
 def free_run(model: nn.Module, window: torch.Tensor, horizon: int) -> torch.Tensor:
     """``horizon`` forecasts ``(horizon, C)`` after the scaled input ``window (W, C)`` (see

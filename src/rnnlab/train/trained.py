@@ -1,9 +1,11 @@
-"""Using a trained run: its task and its model with the weights of a checkpoint, for ``generate`` and
-``forecast``."""
+"""Using a trained run: its task and its model with the weights of a checkpoint; sampling from it
+(``rnnlab generate``) and forecasting with it (``rnnlab forecast``)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -13,7 +15,7 @@ from rnnlab.train.config import RunConfig
 from rnnlab.train.rundir import RunDir
 from rnnlab.train.trainer import Trainer
 
-__all__ = ["load_trained"]
+__all__ = ["forecast_from_run", "generate_from_run", "load_trained"]
 
 
 def load_trained(path: str | os.PathLike, checkpoint: str = "best") -> tuple[Task, nn.Module]:
@@ -35,3 +37,56 @@ def load_trained(path: str | os.PathLike, checkpoint: str = "best") -> tuple[Tas
         raise InputError(f"{run.path} has no {checkpoint} checkpoint yet (train it first)")
     trainer.load_model(file)
     return trainer.task, trainer.model.eval()
+
+
+def generate_from_run(
+    path: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    checkpoint: str = "best",
+    **options: Any,
+) -> tuple[Any, Path | None]:
+    """Generate with the model of the run in ``path`` (the task's ``generate`` hook) and, with ``out``, save it.
+
+    ``options`` (``length``, ``seed``, ``temperature``, ``prompt``, ...) go to the task's ``generate``; those
+    that are ``None`` are left out, so each task sees only what the user gave. A task that produces something
+    other than text (music: a piano roll) saves it with its ``write_generated(result, out)`` and needs ``out``;
+    text is written to ``out`` as UTF-8 when given.
+
+    Returns:
+        ``(what was generated, the file written or None)``.
+    """
+    task, model = load_trained(path, checkpoint)
+    if not task.supports("generate"):
+        raise InputError(f"task {task.name} does not generate; the run in {path} cannot be sampled from")
+    writer = getattr(task, "write_generated", None)
+    if out is None and writer is not None:
+        raise InputError(f"task {task.name} generates a file: give --out FILE (e.g. --out sample.mid)")
+    result = task.generate(model, **{k: v for k, v in options.items() if v is not None})
+    if out is None:
+        return result, None
+    if writer is not None:
+        return result, Path(writer(result, out))
+    target = Path(out)
+    target.write_text(str(result), encoding="utf-8")
+    return result, target
+
+
+def forecast_from_run(
+    path: str | os.PathLike,
+    *,
+    data: str | os.PathLike | None = None,
+    horizon: int | None = None,
+    plot: str | os.PathLike | None = None,
+    checkpoint: str = "best",
+) -> tuple[Any, Path | None]:
+    """Forecast past the end of a series with the model of the forecasting run in ``path``.
+
+    ``data``: a table with the run's columns (default: the run's own series); ``horizon``: steps (default: the
+    run's); ``plot``: a PNG of the history and the forecast to write. Returns ``(ForecastResult, plot or None)``.
+    """
+    task, model = load_trained(path, checkpoint)
+    if not task.supports("predict") or not hasattr(task, "plot_forecast"):
+        raise InputError(f"{path} is a run of task {task.name}; forecasting needs a run of task forecast")
+    result = task.predict(model, data, horizon=horizon)
+    return result, (task.plot_forecast(result, plot) if plot is not None else None)
