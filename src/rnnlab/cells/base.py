@@ -188,6 +188,11 @@ class CellMath:
             return gx if p.get("bias_ih") is None else gx + p["bias_ih"]
         return linear(x, p["weight_ih"], p.get("bias_ih"))
 
+    def input_is_affine(self) -> bool:
+        """True if ``project_input(x, p)`` is exactly ``linear(x, p["weight_ih"], p.get("bias_ih"))``, so that
+        an engine may compute the input projection with its own GEMM."""
+        return type(self).project_input is CellMath.project_input and not self.layer_norm
+
     def recurrent(self, h: Tensor, p: Params, rows: slice | None = None) -> Tensor:
         """``LN(h W_hh[rows]^T) * gain[rows] + b_hh[rows]`` for a slice of gate rows (all by default)."""
         rows = slice(None) if rows is None else rows

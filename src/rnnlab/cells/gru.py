@@ -111,6 +111,9 @@ class GRUMath(CellMath):
             return torch.cat([x, gx], dim=-1)
         return gx
 
+    def input_is_affine(self) -> bool:
+        return self.variant not in SQUARE_INPUT_VARIANTS and not self.layer_norm
+
     def step(self, gx: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
