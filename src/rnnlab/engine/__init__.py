@@ -5,6 +5,7 @@
   against.
 """
 
+from rnnlab.engine import fused
 from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -19,4 +20,11 @@ def run(cell, gx, state0, p, *, lengths=None, zoneout=None, all_states=False, ba
     return engine(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "run", "run_fused", "run_reference"]
+def project_input(cell, x, p, *, backend=DEFAULT_BACKEND):
+    """The hoisted input projection ``cell.project_input(x, p)`` of all steps, on the backend's GEMM."""
+    if backend == "reference":
+        return cell.project_input(x, p)
+    return fused.project_input(cell, x, p)
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "project_input", "run", "run_fused", "run_reference"]

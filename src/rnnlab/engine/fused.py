@@ -117,6 +117,47 @@ class FusedSequence(torch.autograd.Function):
         return (None, None, *(g if (need and g.numel()) else None for g, need in zip(result, needs, strict=True)))
 
 
+class FusedLinear(torch.autograd.Function):
+    """``x @ weight.T + bias`` over all leading dimensions at once, with the fused engine's GEMM
+    (``csrc/linear.cpp``); the backward's ``dx`` on the same GEMM, ``dW`` one BLAS GEMM, ``db`` a sum."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (R, K)
+        weight = weight.contiguous()
+        ctx.save_for_backward(x2, weight)
+        ctx.has_bias, ctx.shape = bias is not None, x.shape
+        y = torch.ops.rnnlab.linear_forward(x2, weight, None if bias is None else bias.contiguous())
+        return y.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x2, weight = ctx.saved_tensors
+        needs = list(ctx.needs_input_grad)
+        dx, dw, db = torch.ops.rnnlab.linear_backward(dy.reshape(-1, weight.shape[0]).contiguous(), x2, weight,
+                                                      ctx.has_bias, *needs)
+        return (dx.view(ctx.shape) if needs[0] else None, dw if needs[1] else None,
+                db if (needs[2] and ctx.has_bias) else None)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``torch.nn.functional.linear`` on the fused engine's GEMM (CPU float32/float64; else torch's)."""
+    if not _usable(x, (weight, bias)) or not build.load():
+        return torch.nn.functional.linear(x, weight, bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return FusedLinear.apply(x, weight, bias)
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    y = torch.ops.rnnlab.linear_forward(x2, weight.contiguous(), None if bias is None else bias.contiguous())
+    return y.view(*x.shape[:-1], weight.shape[0])
+
+
+def project_input(cell: CellMath, x: Tensor, p: Params) -> Tensor:
+    """``cell.project_input(x, p)``, with the fused engine's GEMM where the projection is a plain affine map."""
+    if cell.input_is_affine():
+        return linear(x, p["weight_ih"], p.get("bias_ih"))
+    return cell.project_input(x, p)
+
+
 def _aux(cell: CellMath, state0: State, lengths: Tensor | None, zoneout: Zoneout | None, p: Params):
     """The kernel's aux list and the zoneout rate of evaluation (0 if none or in training)."""
     aux: list = [None] * len(AUX)

@@ -195,7 +195,7 @@ class Recurrent(nn.Module):
         p = self.direction_params(k, d)
         if self.weight_drop > 0:
             p["weight_hh"] = F.dropout(p["weight_hh"], self.weight_drop, self.training)
-        gx = cell.project_input(cell_x, p)  # (T, B, D_gx): the input GEMM of all steps at once
+        gx = engine.project_input(cell, cell_x, p, backend=self.backend)  # (T, B, D_gx): all steps at once
         if d == 1:
             gx = reverse_padded(gx, lengths)
         T, B = gx.shape[:2]

@@ -129,6 +129,11 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   T* hseq = hseq_t.data_ptr<T>();
   ThreadBuffers tb(H * sizeof(T), 0);
 
+  const PackedB<T> Wh_T(W, H, H, s.n1, true);  // W_h^T (H, n1): the rows fed h_{t-1}
+  std::optional<PackedB<T>> Wz_T, Wn_T;
+  if (s.z_source == kZFromTanhH) Wz_T.emplace(W + H * H, H, H, H, true);
+  if (!s.reset_after) Wn_T.emplace(W + s.an * H, H, H, H, true);
+
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
     T* Gt = G_t.data_ptr<T>() + slot * B * GW;
@@ -139,8 +144,9 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     T* ht = hseq + t * B * H;
     const T* gxt = gx + t * B * Dgx;
 
+    prefetch(gxt, B * Dgx * sizeof(T));
     // products of h_{t-1} (and of tanh h_{t-1} for mut3's z)
-    gemm<T>(false, true, B, s.n1, H, T(1), hprev, H, W, H, T(0), Zt, GHh);
+    Wh_T.multiply(B, hprev, H, Zt, GHh, false);
     if (THt) {
       for_rows(B, 4 * H, [&](int64_t b, int) {
         const T* hp = hprev + b * H;
@@ -148,7 +154,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
 #pragma omp simd
         for (int64_t u = 0; u < H; ++u) th[u] = fast_tanh(hp[u]);
       });
-      gemm<T>(false, true, B, H, H, T(1), THt, H, W + H * H, H, T(0), Zt + H, GHh);
+      Wz_T->multiply(B, THt, H, Zt + H, GHh, false);
     }
 
     // h~ from the gates and the candidate's pre-activation, then mixing into h_t
@@ -209,7 +215,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     });
 
     if (!s.reset_after) {  // A_n = LN(q W_n^T) + b_n, then the candidate and h_t
-      gemm<T>(false, true, B, H, H, T(1), Qt, H, W + s.an * H, H, T(0), Zt + s.an, GHh);
+      Wn_T->multiply(B, Qt, H, Zt + s.an, GHh, false);
       for_rows(B, 4 * GW, [&](int64_t b, int thread) {
         T* g = Gt + b * GW;
         T* an = g + 2 * H;  // A_n, replaced by n in `finish`
@@ -263,6 +269,11 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   T* dq = dq_t.data_ptr<T>();
   const int64_t a_bias = 0, a_gain = GHh;
   ThreadBuffers tb(2 * GHh * sizeof(T), 2 * GHh);
+
+  const PackedB<T> Wh(W, H, s.n1, H, false);  // W_h (n1, H)
+  std::optional<PackedB<T>> Wz, Wn;
+  if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false);
+  if (!s.reset_after) Wn.emplace(W + s.an * H, H, H, H, false);
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();
@@ -333,7 +344,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
 
     if (!s.reset_after) {
       // dq (B, H) = dA_n (B, H) W_n (H, H);  q = r h_{t-1}
-      gemm<T>(false, false, B, H, H, T(1), dZt + s.an, GHh, W + s.an * H, H, T(0), dq, H);
+      Wn->multiply(B, dZt + s.an, GHh, dq, H, false);
       for_rows(B, 6 * GW, [&](int64_t b, int thread) {
         T* da = tb.rows<T>(thread);
         double* acc = tb.accumulators(thread);
@@ -361,10 +372,15 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
       });
     }
 
+    if (t > 0) {  // what the next (earlier) step reads
+      prefetch(G + (t - 1) * B * GW, B * GW * sizeof(T));
+      if (d_hseq) prefetch(d_hseq + (t - 1) * B * H, B * H * sizeof(T));
+      if (Z) prefetch(Z + (t - 1) * B * GHh, B * GHh * sizeof(T));
+    }
     // dh_{t-1} += dA_h (B, n1) W_h (n1, H)
-    gemm<T>(false, false, B, H, s.n1, T(1), dZt, GHh, W, H, T(1), dhn, H);
+    Wh.multiply(B, dZt, GHh, dhn, H, true);
     if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
-      gemm<T>(false, false, B, H, H, T(1), dZt + H, GHh, W + H * H, H, T(0), dq, H);
+      Wz->multiply(B, dZt + H, GHh, dq, H, false);
       const T* THt = TH + t * B * H;
       for (int64_t j = 0; j < B * H; ++j) dhn[j] += dq[j] * (T(1) - THt[j] * THt[j]);
     }

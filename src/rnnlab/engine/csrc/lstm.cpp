@@ -78,6 +78,195 @@ struct Spec {
   }
 };
 
+// What the pointwise math of a row reads besides the row's own data: parameters (or rows of constants
+// standing in for absent ones), gate offsets and the variant's switches as 0/1 numbers.
+template <typename T> struct RowArgs {
+  int64_t H, GH;
+  int64_t oi, of, og, oo;
+  const T *bias, *ln_hh, *p_i, *p_f, *p_o, *lnc_w, *lnc_b, *w_cd, *w_ld, *ones, *zeros;
+  T has_i, has_f, has_o, cifg, niaf, noaf;  // blends like a * x + (1 - a) * y vectorise, selects do not
+};
+
+template <typename T> RowArgs<T> row_args(const Spec& s, const OptTensors& in, const ConstRows<T>& c) {
+  RowArgs<T> a;
+  a.H = s.H;
+  a.GH = s.GH;
+  a.oi = s.oi;
+  a.of = s.of;
+  a.og = s.og;
+  a.oo = s.oo;
+  a.ones = c.ones.data();
+  a.zeros = c.zeros.data();
+  a.bias = or_const(get(in, B_HH), a.zeros);
+  a.ln_hh = ptr_or_null<T>(get(in, LN_HH));
+  const T* peep = ptr_or_null<T>(get(in, PEEPHOLE));
+  a.p_i = peep ? peep : a.zeros;
+  a.p_f = peep ? peep + s.H : a.zeros;
+  a.p_o = peep ? peep + 2 * s.H : a.zeros;
+  a.lnc_w = or_const(get(in, LN_CELL_W), a.ones);
+  a.lnc_b = or_const(get(in, LN_CELL_B), a.zeros);
+  const T* wdep = ptr_or_null<T>(get(in, W_DEPTH));
+  a.w_cd = wdep ? wdep : a.zeros;
+  a.w_ld = wdep ? wdep + s.H : a.zeros;
+  a.has_i = s.has_i;
+  a.has_f = s.has_f;
+  a.has_o = s.has_o;
+  a.cifg = s.cifg;
+  a.niaf = s.niaf;
+  a.noaf = s.noaf;
+  return a;
+}
+
+// A gate block within a row: row + offset, or a row of constants when the variant has no such gate.
+template <typename T> inline const T* block(const T* row, int64_t offset, const T* absent) {
+  return offset >= 0 ? row + offset : absent;
+}
+template <typename T> inline T* block(T* row, int64_t offset, T* absent) { return offset >= 0 ? row + offset : absent; }
+
+// Forward of one row, one pass over the H units (two with layer norm, which needs the statistics of c~).
+// z: the raw recurrent product of the row (GH,) (it may be g itself); x: gx row; g: gates row (GW,), out:
+// activated i, f, g, o (+ d, c^L); cp: c_{t-1}; cn: c~ out; out: r = o y out; sink (H,) takes absent gates.
+template <typename T, bool LN, bool DEPTH>
+inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const T* cp, T* cn, T* out, T* sink) {
+  const int64_t H = a.H;
+  const T *zi = block(z, a.oi, a.zeros), *zf = block(z, a.of, a.zeros), *zg = z + a.og, *zo = block(z, a.oo, a.zeros);
+  const T *xi = block(x, a.oi, a.zeros), *xf = block(x, a.of, a.zeros), *xg = x + a.og, *xo = block(x, a.oo, a.zeros);
+  const T *bi = block(a.bias, a.oi, a.zeros), *bf = block(a.bias, a.of, a.zeros), *bg = a.bias + a.og,
+          *bo = block(a.bias, a.oo, a.zeros);
+  T *gi = block(g, a.oi, sink), *gf = block(g, a.of, sink), *gg = g + a.og, *go = block(g, a.oo, sink);
+  T mi = 0, ri = 1, mf = 0, rf = 1, mg = 0, rg = 1, mo = 0, ro = 1;
+  const T *ni = a.ones, *nf = a.ones, *ng = a.ones, *no = a.ones;
+  if constexpr (LN) {  // per gate block: (z - mean) * rstd * gain
+    if (a.oi >= 0) ln_stats(zi, H, mi, ri), ni = a.ln_hh + a.oi;
+    if (a.of >= 0) ln_stats(zf, H, mf, rf), nf = a.ln_hh + a.of;
+    ln_stats(zg, H, mg, rg), ng = a.ln_hh + a.og;
+    if (a.oo >= 0) ln_stats(zo, H, mo, ro), no = a.ln_hh + a.oo;
+  }
+  const T has_i = a.has_i, has_f = a.has_f, has_o = a.has_o, cifg = a.cifg, niaf = a.niaf, noaf = a.noaf;
+  const T *p_i = a.p_i, *p_f = a.p_f, *p_o = a.p_o, *w_cd = a.w_cd, *w_ld = a.w_ld;
+  const T *xd = x + a.GH, *xl = x + a.GH + H;
+  T *gd = g + a.GH, *gl = g + a.GH + H;
+#pragma omp simd
+  for (int64_t u = 0; u < H; ++u) {
+    const T c0 = cp[u];
+    T ai, af, ag, ao;
+    if constexpr (LN) {
+      ai = xi[u] + (zi[u] - mi) * ri * ni[u] + bi[u];
+      af = xf[u] + (zf[u] - mf) * rf * nf[u] + bf[u];
+      ag = xg[u] + (zg[u] - mg) * rg * ng[u] + bg[u];
+      ao = xo[u] + (zo[u] - mo) * ro * no[u] + bo[u];
+    } else {
+      ai = xi[u] + zi[u] + bi[u];
+      af = xf[u] + zf[u] + bf[u];
+      ag = xg[u] + zg[u] + bg[u];
+      ao = xo[u] + zo[u] + bo[u];
+    }
+    const T f = has_f * sigmoid(af + p_f[u] * c0) + (T(1) - has_f);
+    const T i = cifg * (T(1) - f) + (T(1) - cifg) * (has_i * sigmoid(ai + p_i[u] * c0) + (T(1) - has_i));
+    const T gv = niaf * ag + (T(1) - niaf) * fast_tanh(ag);
+    T c = i * gv + f * c0;
+    if constexpr (DEPTH) {
+      const T d = sigmoid(xd[u] + w_cd[u] * c0 + w_ld[u] * xl[u]);
+      gd[u] = d;
+      gl[u] = xl[u];
+      c += d * xl[u];
+    }
+    gi[u] = i;
+    gf[u] = f;
+    gg[u] = gv;
+    cn[u] = c;
+    if constexpr (LN) {
+      go[u] = ao;  // the output gate waits for the statistics of c~
+    } else {
+      const T y = noaf * c + (T(1) - noaf) * fast_tanh(c);
+      const T o = has_o * sigmoid(ao + p_o[u] * c) + (T(1) - has_o);
+      go[u] = o;
+      out[u] = o * y;
+    }
+  }
+  if constexpr (LN) {  // y = tanh(LN(c~))
+    T mc_, rc_;
+    ln_stats(cn, H, mc_, rc_);
+    const T mc = mc_, rc = rc_;
+    const T *lw = a.lnc_w, *lb = a.lnc_b;
+#pragma omp simd
+    for (int64_t u = 0; u < H; ++u) {
+      const T ca = (cn[u] - mc) * rc * lw[u] + lb[u];
+      const T y = noaf * ca + (T(1) - noaf) * fast_tanh(ca);
+      const T o = has_o * sigmoid(go[u] + p_o[u] * cn[u]) + (T(1) - has_o);
+      go[u] = o;
+      out[u] = o * y;
+    }
+  }
+}
+
+// Backward of one row (see the top of the file). dr: d r (H,); kc: keep factors of c (zeros without
+// mixing); dcr: in dc_t, out dc_{t-1}; dx: gx gradient row (Dgx,); dct (H,) out: dc~ (for the parameter
+// gradients); sink (H,) takes the gradients of absent gates. Layer norm of the cell: dln_cell (2H,) += [dγ, dβ].
+template <typename T, bool LN, bool DEPTH>
+inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* cn, const T* dr, const T* kc,
+                         T* dcr, T* dx, T* dct, T* sink, double* dln_cell) {
+  const int64_t H = a.H;
+  const T *gi = block(g, a.oi, a.ones), *gf = block(g, a.of, a.ones), *gg = g + a.og, *go = block(g, a.oo, a.ones);
+  T *dxi = block(dx, a.oi, sink), *dxf = block(dx, a.of, sink), *dxg = dx + a.og, *dxo = block(dx, a.oo, sink);
+  const T cifg = a.cifg, niaf = a.niaf, noaf = a.noaf;
+  const T *p_i = a.p_i, *p_f = a.p_f, *p_o = a.p_o, *w_cd = a.w_cd, *w_ld = a.w_ld;
+  const T *gd = g + a.GH, *gl = g + a.GH + H;
+  T *dxd = dx + a.GH, *dxl = dx + a.GH + H;
+  T mc = 0, rc = 1;
+  if constexpr (LN) {  // output first, then back through the cell's layer norm into dct
+    ln_stats(cn, H, mc, rc);
+    const T m = mc, r = rc;
+    const T *lw = a.lnc_w, *lb = a.lnc_b;
+#pragma omp simd
+    for (int64_t u = 0; u < H; ++u) {
+      const T ca = (cn[u] - m) * r * lw[u] + lb[u];
+      const T y = noaf * ca + (T(1) - noaf) * fast_tanh(ca);
+      const T o = go[u];
+      const T dy = dr[u] * o;
+      dxo[u] = dr[u] * y * o * (T(1) - o);
+      dct[u] = dy * (T(1) - (T(1) - noaf) * y * y);
+    }
+    for (int64_t u = 0; u < H; ++u) dln_cell[H + u] += static_cast<double>(dct[u]);
+    ln_backward(cn, H, m, r, lw, dct, dct, dln_cell);
+  }
+#pragma omp simd
+  for (int64_t u = 0; u < H; ++u) {
+    const T c = cn[u];
+    T dca;
+    if constexpr (LN) {
+      dca = dct[u];
+    } else {
+      const T y = noaf * c + (T(1) - noaf) * fast_tanh(c);
+      const T o = go[u];
+      dxo[u] = dr[u] * y * o * (T(1) - o);
+      dca = dr[u] * o * (T(1) - (T(1) - noaf) * y * y);
+    }
+    const T k = kc[u];
+    const T d = (T(1) - k) * dcr[u] + dca + dxo[u] * p_o[u];  // dc~
+    const T f = gf[u];
+    const T i = cifg * (T(1) - f) + (T(1) - cifg) * gi[u];
+    const T gv = gg[u];
+    dxg[u] = d * i * (T(1) - (T(1) - niaf) * gv * gv);
+    const T di = d * gv;
+    const T df = d * cp[u] - cifg * di;
+    const T dai = di * i * (T(1) - i);
+    const T daf = df * f * (T(1) - f);
+    dxi[u] = dai;
+    dxf[u] = daf;
+    T dcp = k * dcr[u] + d * f + dai * p_i[u] + daf * p_f[u];
+    if constexpr (DEPTH) {
+      const T dd = gd[u];
+      const T dad = d * gl[u] * dd * (T(1) - dd);
+      dxd[u] = dad;
+      dxl[u] = d * dd + dad * w_ld[u];
+      dcp += dad * w_cd[u];
+    }
+    dcr[u] = dcp;
+    dct[u] = d;
+  }
+}
+
 // Forward. Returns outputs [hseq (T,B,P), h_T (B,P), c_T (B,H), cseq (T,B,H) or empty] and, with save, the
 // buffers the backward needs [cseq, G (T,B,GW) activated gates, C~ (T,B,H) pre-mixing cell (mixing only),
 // R (T,B,H) pre-projection output (proj only), Z (T,B,GH) raw recurrent products (layer_norm only)].
@@ -88,43 +277,36 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   const auto w_hr_o = get(in, W_HR);
   const Spec s(gx_t, w_hh_t, w_hr_o.has_value(), flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, P = s.P, GH = s.GH, GW = s.GW, Dgx = s.Dgx;
-
   const T* gx = gx_t.data_ptr<T>();
   const T* h0 = get(in, H0)->data_ptr<T>();
   const T* c0 = get(in, C0)->data_ptr<T>();
-  const T* W = w_hh_t.data_ptr<T>();
-  const int64_t M = std::max(P, GH);
-  const ConstRows<T> consts(M);
-  const T* ones = consts.ones.data();
-  const T* zeros = consts.zeros.data();
-  const T* bias = or_const(get(in, B_HH), zeros);
-  const T* ln_hh = ptr_or_null<T>(get(in, LN_HH));
-  const T* peep = ptr_or_null<T>(get(in, PEEPHOLE));
-  const T* p_i = peep ? peep : zeros;
-  const T* p_f = peep ? peep + H : zeros;
-  const T* p_o = peep ? peep + 2 * H : zeros;
   const T* w_hr = ptr_or_null<T>(w_hr_o);
-  const T* lnc_w = or_const(get(in, LN_CELL_W), ones);
-  const T* lnc_b = or_const(get(in, LN_CELL_B), zeros);
-  const T* wdep = ptr_or_null<T>(get(in, W_DEPTH));
-  const T* w_cd = wdep ? wdep : zeros;
-  const T* w_ld = wdep ? wdep + H : zeros;
+  const ConstRows<T> consts(std::max(P, GH));
+  const RowArgs<T> a = row_args<T>(s, in, consts);
   const Keep<T> keep_h = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, P);
   const Keep<T> keep_c = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_C), zoneout_rate, B, H);
   const bool mix = keep_h.any() || keep_c.any();
 
   // Buffers: with save, one slice per step (kept for the backward); without, one reused slice.
   const int64_t n_keep = save ? T_ : 1;
-  Tensor hseq_t = at::empty({T_, B, P}, gx_t.options());
-  Tensor cseq_t = at::empty({(save || all_states) ? T_ : 2, B, H}, gx_t.options());
-  Tensor G_t = at::empty({n_keep, B, GW}, gx_t.options());
-  Tensor Ct_t = mix ? at::empty({n_keep, B, H}, gx_t.options()) : none_tensor(gx_t);
-  Tensor R_t = s.proj ? at::empty({n_keep, B, H}, gx_t.options()) : none_tensor(gx_t);
-  Tensor Z_t = s.ln ? at::empty({n_keep, B, GH}, gx_t.options()) : none_tensor(gx_t);
+  const auto opts = gx_t.options();
+  Tensor hseq_t = at::empty({T_, B, P}, opts);
+  Tensor cseq_t = at::empty({(save || all_states) ? T_ : 2, B, H}, opts);
+  Tensor G_t = at::empty({n_keep, B, GW}, opts);
+  Tensor Ct_t = mix ? at::empty({n_keep, B, H}, opts) : none_tensor(gx_t);
+  Tensor R_t = s.proj ? at::empty({n_keep, B, H}, opts) : none_tensor(gx_t);
+  Tensor Z_t = s.ln ? at::empty({n_keep, B, GH}, opts) : none_tensor(gx_t);
   T* hseq = hseq_t.data_ptr<T>();
   T* cseq = cseq_t.data_ptr<T>();
   const int64_t c_slots = cseq_t.size(0);
+  const int64_t M = std::max(P, H);
   ThreadBuffers tb((M + 2 * H) * sizeof(T), 0);
+
+  const PackedB<T> W_T(w_hh_t.data_ptr<T>(), P, P, GH, true);  // W_hh^T (P, GH)
+  std::optional<PackedB<T>> Whr_T;
+  if (s.proj) Whr_T.emplace(w_hr, H, H, P, true);  // W_hr^T (H, P)
+  auto row = s.ln ? (s.depth ? &forward_row<T, true, true> : &forward_row<T, true, false>)
+                  : (s.depth ? &forward_row<T, false, true> : &forward_row<T, false, false>);
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -138,88 +320,19 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     T* ht = hseq + t * B * P;
     const T* gxt = gx + t * B * Dgx;
 
+    prefetch(gxt, B * Dgx * sizeof(T));
     // recurrent product (B, GH) = h_{t-1} (B, P) W_hh^T (P, GH): into the gates (or Z for layer norm)
-    gemm<T>(false, true, B, GH, P, T(1), hprev, P, W, P, T(0), s.ln ? Zt : Gt, s.ln ? GH : GW);
+    W_T.multiply(B, hprev, P, s.ln ? Zt : Gt, s.ln ? GH : GW, false);
 
     for_rows(B, 8 * GW, [&](int64_t b, int thread) {
-      // variant switches as 0/1 numbers: blends like a * x + (1 - a) * y vectorise where selects do not
-      const T has_o = s.has_o, cifg = s.cifg, noaf = s.noaf;
+      T* kbuf = tb.rows<T>(thread);  // keep factors (M,)
+      T* rbuf = kbuf + M;            // r when it must still be mixed into h_t (H,)
+      T* sink = rbuf + H;            // absent gates (H,)
       T* g = Gt + b * GW;
-      const T* x = gxt + b * Dgx;
       const T* cp = cprev + b * H;
       T* cn = ctil + b * H;
-      T* kbuf = tb.rows<T>(thread);  // keep factors of one row (M,)
-      T* rbuf = kbuf + M;            // r when it must still be mixed into h_t (H,)
-      T* sink = rbuf + H;            // o of a variant without output gate (H,)
-      // pre-activations a = x + LN(z) * gain + b_hh
-      if (s.ln) {
-        const T* z = Zt + b * GH;
-        for (int64_t k = 0; k < GH; k += H) {
-          T mean, rstd;
-          ln_stats(z + k, H, mean, rstd);
-#pragma omp simd
-          for (int64_t u = k; u < k + H; ++u) g[u] = x[u] + (z[u] - mean) * rstd * ln_hh[u] + bias[u];
-        }
-      } else {
-#pragma omp simd
-        for (int64_t j = 0; j < GH; ++j) g[j] += x[j] + bias[j];
-      }
-      if (s.peep) {
-#pragma omp simd
-        for (int64_t u = 0; u < H; ++u) {
-          g[s.oi + u] += p_i[u] * cp[u];
-          g[s.of + u] += p_f[u] * cp[u];
-        }
-      }
-      // gates i, f, g (o waits for c~ because of its peephole)
-      if (s.has_f) {
-#pragma omp simd
-        for (int64_t u = s.of; u < s.of + H; ++u) g[u] = sigmoid(g[u]);
-      }
-      if (s.has_i) {
-#pragma omp simd
-        for (int64_t u = s.oi; u < s.oi + H; ++u) g[u] = sigmoid(g[u]);
-      }
-      if (!s.niaf) {
-#pragma omp simd
-        for (int64_t u = s.og; u < s.og + H; ++u) g[u] = fast_tanh(g[u]);
-      }
-      // c~ = i g + f c_{t-1}; an absent gate reads ones
-      const T* gi = s.has_i ? g + s.oi : ones;
-      const T* gf = s.has_f ? g + s.of : ones;
-      const T* gg = g + s.og;
-#pragma omp simd
-      for (int64_t u = 0; u < H; ++u) {
-        const T f = gf[u];
-        const T i = cifg * (T(1) - f) + (T(1) - cifg) * gi[u];
-        cn[u] = i * gg[u] + f * cp[u];
-      }
-      if (s.depth) {  // + d c^L, d = sigma(gx_d + w_cd c_{t-1} + w_ld c^L)
-        const T* xd = x + GH;
-        const T* xl = x + GH + H;
-#pragma omp simd
-        for (int64_t u = 0; u < H; ++u) {
-          const T d = sigmoid(xd[u] + w_cd[u] * cp[u] + w_ld[u] * xl[u]);
-          g[GH + u] = d;
-          g[GH + H + u] = xl[u];
-          cn[u] += d * xl[u];
-        }
-      }
-      // y = tanh(LN(c~)), o = sigma(a_o + p_o c~), r = o y (LN is the identity without layer_norm)
-      T mean_ = 0, rstd_ = 1;
-      if (s.ln) ln_stats(cn, H, mean_, rstd_);
-      const T mean = mean_, rstd = rstd_;
       T* out = s.proj ? Rt + b * H : (mix ? rbuf : ht + b * P);
-      const T* go_in = s.has_o ? g + s.oo : zeros;
-      T* go_out = s.has_o ? g + s.oo : sink;
-#pragma omp simd
-      for (int64_t u = 0; u < H; ++u) {
-        const T ca = (cn[u] - mean) * rstd * lnc_w[u] + lnc_b[u];
-        const T y = noaf * ca + (T(1) - noaf) * fast_tanh(ca);
-        const T o = has_o * sigmoid(go_in[u] + p_o[u] * cn[u]) + (T(1) - has_o);
-        go_out[u] = o;
-        out[u] = o * y;
-      }
+      row(a, gxt + b * Dgx, s.ln ? Zt + b * GH : g, g, cp, cn, out, sink);
       if (mix) {  // c_t = k c_{t-1} + (1 - k) c~;  h_t = k h_{t-1} + (1 - k) r  (after the projection if any)
         T* c_out = ct + b * H;
         keep_c.row(t, b, kbuf);
@@ -236,7 +349,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     });
 
     if (s.proj) {  // h~ (B, P) = r (B, H) W_hr^T (H, P), then mixing
-      gemm<T>(false, true, B, P, H, T(1), Rt, H, w_hr, H, T(0), ht, P);
+      Whr_T->multiply(B, Rt, H, ht, P, false);
       if (mix) {
         for_rows(B, P, [&](int64_t b, int thread) {
           T* kbuf = tb.rows<T>(thread);
@@ -268,29 +381,13 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const auto w_hr_o = get(in, W_HR);
   const Spec s(gx_t, w_hh_t, w_hr_o.has_value(), flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, P = s.P, GH = s.GH, GW = s.GW, Dgx = s.Dgx;
-
-  const Tensor h0_t = *get(in, H0), c0_t = *get(in, C0);
-  const T* h0 = h0_t.data_ptr<T>();
-  const T* c0 = c0_t.data_ptr<T>();
-  const T* W = w_hh_t.data_ptr<T>();
+  const T* h0 = get(in, H0)->data_ptr<T>();
+  const T* c0 = get(in, C0)->data_ptr<T>();
+  const T* w_hr = ptr_or_null<T>(w_hr_o);
   const auto bias_o = get(in, B_HH), ln_hh_o = get(in, LN_HH), peep_o = get(in, PEEPHOLE);
   const auto lnc_w_o = get(in, LN_CELL_W), lnc_b_o = get(in, LN_CELL_B), wdep_o = get(in, W_DEPTH);
-  const int64_t M = std::max(P, GH);
-  const ConstRows<T> consts(M);
-  const T* ones = consts.ones.data();
-  const T* zeros = consts.zeros.data();
-  const bool has_bias = bias_o.has_value();
-  const T* ln_hh = ptr_or_null<T>(ln_hh_o);
-  const T* peep = ptr_or_null<T>(peep_o);
-  const T* p_i = peep ? peep : zeros;
-  const T* p_f = peep ? peep + H : zeros;
-  const T* p_o = peep ? peep + 2 * H : zeros;
-  const T* w_hr = ptr_or_null<T>(w_hr_o);
-  const T* lnc_w = or_const(lnc_w_o, ones);
-  const T* lnc_b = or_const(lnc_b_o, zeros);
-  const T* wdep = ptr_or_null<T>(wdep_o);
-  const T* w_cd = wdep ? wdep : zeros;
-  const T* w_ld = wdep ? wdep + H : zeros;
+  const ConstRows<T> consts(std::max(P, GH));
+  const RowArgs<T> a = row_args<T>(s, in, consts);
   const Keep<T> keep_h = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, P);
   const Keep<T> keep_c = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_C), zoneout_rate, B, H);
   const bool mix = keep_h.any() || keep_c.any();
@@ -306,27 +403,34 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const T* d_hseq = ptr_or_null<T>(d_hseq_o);
   const T* d_cseq = ptr_or_null<T>(d_cseq_o);
 
-  Tensor dgx_t = at::empty({T_, B, Dgx}, gx_t.options());
-  Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, P}, gx_t.options());  // dh_t carried
-  Tensor dh_b = at::empty({B, P}, gx_t.options());
-  Tensor dc_t = d_cT_o ? d_cT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, gx_t.options());  // dc_t carried, in place
-  Tensor DHt_t = s.proj ? at::empty({T_, B, P}, gx_t.options()) : none_tensor(gx_t);  // dh~ per step
-  Tensor dR_t = s.proj ? at::empty({B, H}, gx_t.options()) : none_tensor(gx_t);
+  const auto opts = gx_t.options();
+  Tensor dgx_t = at::empty({T_, B, Dgx}, opts);
+  Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, P}, opts);  // dh_t carried
+  Tensor dh_b = at::empty({B, P}, opts);
+  Tensor dc_t = d_cT_o ? d_cT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, opts);  // dc_t, in place
+  Tensor DHt_t = s.proj ? at::empty({T_, B, P}, opts) : none_tensor(gx_t);  // dh~ per step
+  Tensor dR_t = s.proj ? at::empty({B, H}, opts) : none_tensor(gx_t);
   T* dgx = dgx_t.data_ptr<T>();
   T* dc = dc_t.data_ptr<T>();
   // gradient of the recurrent product: its own buffer with layer norm, else the gate columns of dgx
-  Tensor dZ_t = s.ln ? at::empty({T_, B, GH}, gx_t.options()) : none_tensor(gx_t);
+  Tensor dZ_t = s.ln ? at::empty({T_, B, GH}, opts) : none_tensor(gx_t);
   T* dA = s.ln ? dZ_t.data_ptr<T>() : dgx;
   const int64_t ldA = s.ln ? GH : Dgx;
 
-  // per-thread accumulators of the vector parameters
-  const int64_t a_bias = 0, a_lnhh = GH, a_peep = 2 * GH, a_lnc = 2 * GH + 3 * H, a_dep = 2 * GH + 5 * H;
-  ThreadBuffers tb((2 * M + 2 * H) * sizeof(T), 2 * GH + 7 * H);
+  // per-thread accumulators of the vector parameters (the bias is summed over dgx after the loop)
+  const int64_t a_lnhh = 0, a_peep = GH, a_lnc = GH + 3 * H, a_dep = GH + 5 * H;
+  const int64_t M = std::max(P, H);
+  ThreadBuffers tb((2 * M + 2 * H) * sizeof(T), GH + 7 * H);
+
+  const PackedB<T> Wp(w_hh_t.data_ptr<T>(), P, GH, P, false);  // W_hh (GH, P)
+  std::optional<PackedB<T>> Whr;
+  if (s.proj) Whr.emplace(w_hr, H, P, H, false);  // W_hr (P, H)
+  auto row = s.ln ? (s.depth ? &backward_row<T, true, true> : &backward_row<T, true, false>)
+                  : (s.depth ? &backward_row<T, false, true> : &backward_row<T, false, false>);
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
-    T* dh = dh_a.data_ptr<T>();      // dh_t (B, P)
-    T* dhn = dh_b.data_ptr<T>();     // dh_{t-1} being built
-    const T* hprev = t ? hseq + (t - 1) * B * P : h0;
+    T* dh = dh_a.data_ptr<T>();   // dh_t (B, P)
+    T* dhn = dh_b.data_ptr<T>();  // dh_{t-1} being built
     const T* cprev = t ? cseq + (t - 1) * B * H : c0;
     const T* ctil = Ct + t * B * H;
     const T* Gt = G + t * B * GW;
@@ -355,22 +459,19 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     if (s.proj) {
       T* DHt = DHt_t.data_ptr<T>() + t * B * P;
       for_rows(B, P, [&](int64_t b, int thread) { split_h(b, tb.rows<T>(thread), DHt + b * P); });
-      gemm<T>(false, false, B, H, P, T(1), DHt, P, w_hr, H, T(0), dR_t.data_ptr<T>(), H);  // dr = dh~ W_hr
+      Whr->multiply(B, DHt, P, dR_t.data_ptr<T>(), H, false);  // dr = dh~ W_hr
       dr_all = dR_t.data_ptr<T>();
     }
-
     if (d_cseq) {
       const T* dcs = d_cseq + t * B * H;
       for (int64_t j = 0; j < B * H; ++j) dc[j] += dcs[j];
     }
 
     for_rows(B, 10 * GW, [&](int64_t b, int thread) {
-      // variant switches as 0/1 numbers: blends like a * x + (1 - a) * y vectorise where selects do not
-      const T cifg = s.cifg, niaf = s.niaf, noaf = s.noaf;
       T* kbuf = tb.rows<T>(thread);  // keep factors (M,)
       T* dr_row = kbuf + M;          // dr when h is mixed (M,)
-      T* dca = dr_row + M;           // d LN(c~), then dc~ (H,)
-      T* sink = dca + H;             // gradients of absent gates (H,)
+      T* dct = dr_row + M;           // dc~ (H,)
+      T* sink = dct + H;             // gradients of absent gates (H,)
       double* acc = tb.accumulators(thread);
       const T* dr;
       if (s.proj) {
@@ -379,68 +480,13 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         split_h(b, kbuf, mix ? dr_row : dh + b * P);
         dr = mix ? dr_row : dh + b * P;
       }
-      const T* g = Gt + b * GW;
       const T* cp = cprev + b * H;
       const T* cn = ctil + b * H;
-      T* dcr = dc + b * H;
       T* dx = dxt + b * Dgx;
-      const T* gi = s.has_i ? g + s.oi : ones;
-      const T* gf = s.has_f ? g + s.of : ones;
-      const T* gg = g + s.og;
-      const T* go = s.has_o ? g + s.oo : ones;
-      T* dxi = s.has_i ? dx + s.oi : sink;
-      T* dxf = s.has_f ? dx + s.of : sink;
-      T* dxo = s.has_o ? dx + s.oo : sink;
-      T* dxg = dx + s.og;
-      // output: da_o = dr y o (1 - o), d LN(c~) = dr o (1 - y^2)
-      T mean_ = 0, rstd_ = 1;
-      if (s.ln) ln_stats(cn, H, mean_, rstd_);
-      const T mean = mean_, rstd = rstd_;
-#pragma omp simd
-      for (int64_t u = 0; u < H; ++u) {
-        const T ca = (cn[u] - mean) * rstd * lnc_w[u] + lnc_b[u];
-        const T y = noaf * ca + (T(1) - noaf) * fast_tanh(ca);
-        const T o = go[u];
-        const T dy = dr[u] * o;
-        dca[u] = dy * (T(1) - (T(1) - noaf) * y * y);
-        dxo[u] = dr[u] * y * o * (T(1) - o);
-      }
-      if (s.ln) {  // through the cell's layer norm: d ln_bias_cell = dLN, d ln_weight_cell = dLN * xhat
-        double* ab = acc + a_lnc + H;
-        for (int64_t u = 0; u < H; ++u) ab[u] += static_cast<double>(dca[u]);
-        ln_backward(cn, H, mean, rstd, lnc_w, dca, dca, acc + a_lnc);
-      }
-      // the cell: dc~ (kept in dca), the gates, dc_{t-1}
       if (mix) keep_c.row(t, b, kbuf);
-      const T* kk = mix ? kbuf : zeros;
-#pragma omp simd
-      for (int64_t u = 0; u < H; ++u) {
-        const T k = kk[u];
-        const T dct = (T(1) - k) * dcr[u] + dca[u] + dxo[u] * p_o[u];
-        const T f = gf[u];
-        const T i = cifg * (T(1) - f) + (T(1) - cifg) * gi[u];
-        const T gv = gg[u];
-        const T dg = dct * i;
-        dxg[u] = dg * (T(1) - (T(1) - niaf) * gv * gv);
-        const T di = dct * gv;
-        const T df = dct * cp[u] - cifg * di;
-        const T dai = di * i * (T(1) - i);
-        const T daf = df * f * (T(1) - f);
-        dxi[u] = dai;
-        dxf[u] = daf;
-        dcr[u] = k * dcr[u] + dct * f + dai * p_i[u] + daf * p_f[u];
-        dca[u] = dct;
-      }
-      if (s.depth) {  // da_d = dc~ c^L d (1 - d);  dc^L = dc~ d + da_d w_ld;  dc_{t-1} += da_d w_cd
-        const T* d = g + GH;
-        const T* cl = g + GH + H;
-#pragma omp simd
-        for (int64_t u = 0; u < H; ++u) {
-          const T dad = dca[u] * cl[u] * d[u] * (T(1) - d[u]);
-          dx[GH + u] = dad;
-          dx[GH + H + u] = dca[u] * d[u] + dad * w_ld[u];
-          dcr[u] += dad * w_cd[u];
-        }
+      row(a, Gt + b * GW, cp, cn, dr, mix ? kbuf : a.zeros, dc + b * H, dx, dct, sink, acc + a_lnc);
+      if (s.depth) {
+        const T* cl = Gt + b * GW + GH + H;
         double* a_cd = acc + a_dep;
         double* a_ld = acc + a_dep + H;
         for (int64_t u = 0; u < H; ++u) {
@@ -451,14 +497,10 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
       if (s.peep) {
         double* ap = acc + a_peep;
         for (int64_t u = 0; u < H; ++u) {
-          ap[u] += static_cast<double>(dxi[u] * cp[u]);
-          ap[H + u] += static_cast<double>(dxf[u] * cp[u]);
-          ap[2 * H + u] += static_cast<double>(dxo[u] * cn[u]);
+          ap[u] += static_cast<double>(dx[s.oi + u] * cp[u]);
+          ap[H + u] += static_cast<double>(dx[s.of + u] * cp[u]);
+          ap[2 * H + u] += static_cast<double>(dx[s.oo + u] * cn[u]);
         }
-      }
-      if (has_bias) {
-        double* ab = acc + a_bias;
-        for (int64_t j = 0; j < GH; ++j) ab[j] += static_cast<double>(dx[j]);
       }
       if (s.ln) {  // dA = LN'(da) per gate block
         const T* z = Z + (t * B + b) * GH;
@@ -466,17 +508,23 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         for (int64_t k = 0; k < GH; k += H) {
           T m, r;
           ln_stats(z + k, H, m, r);
-          ln_backward(z + k, H, m, r, ln_hh + k, dx + k, dz + k, acc + a_lnhh + k);
+          ln_backward(z + k, H, m, r, a.ln_hh + k, dx + k, dz + k, acc + a_lnhh + k);
         }
       }
     });
 
+    if (t > 0) {  // what the next (earlier) step reads
+      prefetch(G + (t - 1) * B * GW, B * GW * sizeof(T));
+      prefetch(Ct + (t - 1) * B * H, B * H * sizeof(T));
+      prefetch(t > 1 ? cseq + (t - 2) * B * H : c0, B * H * sizeof(T));
+      if (d_hseq) prefetch(d_hseq + (t - 1) * B * P, B * P * sizeof(T));
+    }
     // dh_{t-1} (B, P) (+)= dA_t (B, GH) W_hh (GH, P)
-    gemm<T>(false, false, B, P, GH, T(1), dA + t * B * ldA, ldA, W, P, mix ? T(1) : T(0), dhn, P);
+    Wp.multiply(B, dA + t * B * ldA, ldA, dhn, P, mix);
     std::swap(dh_a, dh_b);
   }
 
-  // weight gradients as GEMMs over all steps
+  // weight gradients as GEMMs over all steps, the bias as a sum
   Tensor dW_t = at::empty_like(w_hh_t);
   gemm_prev<T>(T_, B, GH, P, dA, ldA, h0, hseq, dW_t.data_ptr<T>(), false);  // sum_t dA_t^T h_{t-1}
   Tensor dWhr_t = none_tensor(gx_t);
@@ -490,10 +538,10 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     tb.reduce(offset, out.numel(), out.data_ptr<T>());
     return out;
   };
-  return {dgx_t, dh_a, dc_t, dW_t, reduced(bias_o, a_bias), reduced(ln_hh_o, a_lnhh), reduced(peep_o, a_peep),
+  Tensor db_t = bias_o ? dgx_t.narrow(2, 0, GH).sum(at::IntArrayRef{0, 1}) : none_tensor(gx_t);
+  return {dgx_t, dh_a, dc_t, dW_t, db_t, reduced(ln_hh_o, a_lnhh), reduced(peep_o, a_peep),
           dWhr_t, reduced(lnc_w_o, a_lnc), reduced(lnc_b_o, a_lnc + H), reduced(wdep_o, a_dep)};
 }
-
 Outputs lstm_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
                      double zoneout_rate, bool save) {
   const Tensor gx = *get(in, GX);

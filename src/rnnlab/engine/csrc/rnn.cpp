@@ -55,6 +55,8 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, doub
   T* hseq = hseq_t.data_ptr<T>();
   ThreadBuffers tb(H * sizeof(T), 0);
 
+  const PackedB<T> W_T(W, H, H, H, true);  // W_hh^T
+
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
     const T* hprev = t ? hseq + (t - 1) * B * H : h0;
@@ -62,7 +64,8 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, doub
     T* htil = mix ? Ht_t.data_ptr<T>() + slot * B * H : ht;  // h~ (h_t itself without mixing)
     T* Zt = ln ? Z_t.data_ptr<T>() + slot * B * H : htil;
     const T* gxt = gx + t * B * H;
-    gemm<T>(false, true, B, H, H, T(1), hprev, H, W, H, T(0), Zt, H);  // (B, H) = h_{t-1} W_hh^T
+    prefetch(gxt, B * H * sizeof(T));
+    W_T.multiply(B, hprev, H, Zt, H, false);  // (B, H) = h_{t-1} W_hh^T
     for_rows(B, 6 * H, [&](int64_t b, int thread) {
       const T* x = gxt + b * H;
       const T* z = Zt + b * H;
@@ -129,6 +132,8 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const int64_t a_bias = 0, a_gain = H;
   ThreadBuffers tb(H * sizeof(T), 2 * H);
 
+  const PackedB<T> Wp(W, H, H, H, false);  // W_hh
+
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();
     T* dhn = dh_b.data_ptr<T>();
@@ -169,8 +174,12 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         ln_backward(z, H, mean, rstd, gain, dx, dA + (t * B + b) * H, acc + a_gain);
       }
     });
+    if (t > 0) {  // what the next (earlier) step reads
+      prefetch(Htil + (t - 1) * B * H, B * H * sizeof(T));
+      if (d_hseq) prefetch(d_hseq + (t - 1) * B * H, B * H * sizeof(T));
+    }
     // dh_{t-1} (+)= dA_t (B, H) W_hh (H, H)
-    gemm<T>(false, false, B, H, H, T(1), dA + t * B * H, H, W, H, mix ? T(1) : T(0), dhn, H);
+    Wp.multiply(B, dA + t * B * H, H, dhn, H, mix);
     std::swap(dh_a, dh_b);
   }
   Tensor dW_t = at::empty_like(w_hh_t);
