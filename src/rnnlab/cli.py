@@ -8,10 +8,12 @@ click's usage errors) print one line on stderr and exit with code 2, never a tra
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from rnnlab import __version__
+from rnnlab.errors import InputWarning
 from rnnlab.layers import CELLS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -336,29 +338,70 @@ def runs_command(directory: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- generate
-@cli.command("generate")
+@cli.command("generate", no_args_is_help=True)
 @click.argument("run_dir", type=click.Path())
 @click.option("--length", type=_POSITIVE, help="Time steps (music) or tokens to generate (default: the task's).")
-@click.option("--out", type=click.Path(), help="File to write (music: a MIDI file, FILE.mid).")
+@click.option("--out", type=click.Path(), help="File to write (music: a MIDI file, FILE.mid; text: a copy).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the sampling.  [default: 0]")
 @click.option("--temperature", type=click.FloatRange(min=0.0, min_open=True), help="Sampling temperature.")
+@click.option("--top-k", type=_POSITIVE, help="Sample among the K most probable tokens only (text tasks).")
 @click.option("--prompt", help="Text to start from (text tasks).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 def generate_command(run_dir: str, out, checkpoint: str, **options) -> None:
-    """Sample from a trained run's model, one step at a time (the task's generate hook).
+    """Sample from a trained run's model, one step at a time (the task's generate hook). Text is printed as
+    it is produced.
 
     \b
     Example:
+      rnnlab generate runs/shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
+      rnnlab generate runs/kjv-words --prompt "And God said" --top-k 20 --seed 3
       rnnlab generate runs/music-lstm --length 128 --out sample.mid
-      rnnlab generate runs/music-lstm --length 64 --temperature 0.8 --seed 3 --out calmer.mid
     """
     from rnnlab.train.trained import generate_from_run
 
-    result, path = generate_from_run(run_dir, out=out, checkpoint=checkpoint, **options)
-    if path is None:
+    streamed = []
+
+    def emit(piece: str) -> None:
+        streamed.append(piece)
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
+    result, path = generate_from_run(run_dir, out=out, checkpoint=checkpoint, emit=emit, **options)
+    if streamed:
+        click.echo()
+    elif path is None:
         click.echo(result)
-    else:
-        click.echo(f"wrote {path}")
+    if path is not None:
+        click.echo(f"wrote {path}", err=bool(streamed))
+
+
+# ---------------------------------------------------------------------------------------------------- predict
+@cli.command("predict", no_args_is_help=True)
+@click.argument("run_dir", type=click.Path())
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(),
+              help="More inputs from a file: one text per line, or a CSV/TSV/JSON Lines table.")
+@click.option("--text-column", help="Column of the texts in an --input table.  [default: the run's, else text]")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_column, checkpoint: str) -> None:
+    """Apply a trained run to new inputs (the task's predict hook): per input one line, the predicted label
+    and its probability, tab-separated; with several inputs the input follows.
+
+    \b
+    Example:
+      rnnlab predict runs/sentiment "Delicious, I would buy it again."
+      rnnlab predict runs/sentiment --input reviews.txt
+    """
+    from rnnlab.train.trained import predict_from_run
+
+    results = predict_from_run(run_dir, list(texts), checkpoint=checkpoint, input_file=input_file,
+                               text_column=text_column)
+    for result in results:
+        if not (isinstance(result, dict) and "label" in result):
+            click.echo(result)
+            continue
+        line = f"{result['label']}\t{result['probability']:.4f}"
+        click.echo(line + (f"\t{_one_line(result.get('text', ''))[:100]}" if len(results) > 1 else ""))
 
 
 # --------------------------------------------------------------------------------------------------- forecast
@@ -390,10 +433,24 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """An :class:`~rnnlab.errors.InputWarning` as ``rnnlab: warning: ...`` on stderr; others as Python does."""
+    if issubclass(category, InputWarning):
+        click.echo(f"rnnlab: warning: {_one_line(message)}", err=True)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``rnnlab`` entry point: run :func:`cli`; bad input gives one line on stderr and exit code 2."""
     try:
-        code = cli.main(args=argv, prog_name="rnnlab", standalone_mode=False)
+        with warnings.catch_warnings():  # warnings about the user's input: one line on stderr each
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _show_warning
+            code = cli.main(args=argv, prog_name="rnnlab", standalone_mode=False)
     except click.UsageError as exc:  # bad option or argument, from click
         click.echo(f"rnnlab: error: {_one_line(exc.format_message())}", err=True)
         code = EXIT_BAD_INPUT
