@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from rnnlab.train.config import RunConfig
 from rnnlab.train.rundir import RunDir
 from rnnlab.train.trainer import Trainer
 
-__all__ = ["forecast_from_run", "generate_from_run", "load_trained"]
+__all__ = ["forecast_from_run", "generate_from_run", "load_trained", "predict_from_run"]
 
 
 def load_trained(path: str | os.PathLike, checkpoint: str = "best") -> tuple[Task, nn.Module]:
@@ -44,9 +46,13 @@ def generate_from_run(
     *,
     out: str | os.PathLike | None = None,
     checkpoint: str = "best",
+    emit: Callable[[str], None] | None = None,
     **options: Any,
 ) -> tuple[Any, Path | None]:
     """Generate with the model of the run in ``path`` (the task's ``generate`` hook) and, with ``out``, save it.
+
+    ``emit`` receives each piece of the output as soon as it exists, from tasks whose ``generate`` streams
+    (takes an ``emit`` argument: text); other tasks never call it.
 
     ``options`` (``length``, ``seed``, ``temperature``, ``prompt``, ...) go to the task's ``generate``; those
     that are ``None`` are left out, so each task sees only what the user gave. A task that produces something
@@ -62,7 +68,10 @@ def generate_from_run(
     writer = getattr(task, "write_generated", None)
     if out is None and writer is not None:
         raise InputError(f"task {task.name} generates a file: give --out FILE (e.g. --out sample.mid)")
-    result = task.generate(model, **{k: v for k, v in options.items() if v is not None})
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    if emit is not None and "emit" in inspect.signature(task.generate).parameters:
+        kwargs["emit"] = emit
+    result = task.generate(model, **kwargs)
     if out is None:
         return result, None
     if writer is not None:
@@ -70,6 +79,17 @@ def generate_from_run(
     target = Path(out)
     target.write_text(str(result), encoding="utf-8")
     return result, target
+
+
+def predict_from_run(
+    path: str | os.PathLike, inputs: Any = (), *, checkpoint: str = "best", **options: Any
+) -> Any:
+    """Apply the model of the run in ``path`` to ``inputs`` with the task's ``predict`` hook (``sentiment``:
+    texts; ``input_file=``, ``text_column=``). ``options`` that are ``None`` are left out."""
+    task, model = load_trained(path, checkpoint)
+    if not task.supports("predict"):
+        raise InputError(f"task {task.name} does not support predict; the run in {path} cannot classify inputs")
+    return task.predict(model, inputs, **{k: v for k, v in options.items() if v is not None})
 
 
 def forecast_from_run(
