@@ -10,8 +10,10 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     copy_memory,
     digits,
     forecast,
+    lm,
     mnist,
     music,
+    sentiment,
     speech,
 )
 from rnnlab.tasks.base import (

