@@ -47,12 +47,14 @@ def test_windows_batches_and_targets(write):
     assert (n_train, n_valid, len(data.rows.test)) == (84, 18, 18)
     assert len(task.data("train")) == n_train - 6 - 3 + 1
     assert len(task.data("test")) == 18 - 3 + 1  # test windows' inputs reach back into valid
-    inputs, targets, rows = task.data("test")[:]
+    inputs, targets, rows, base, levels = task.data("test")[:]
     scaled = data.scaler.transform(data.values)
     for k in (0, len(rows) - 1):
         t = int(rows[k])
         assert np.allclose(inputs[k].numpy(), scaled[t - 6 : t])
         assert np.allclose(targets[k].numpy(), scaled[t : t + 3])
+        assert np.array_equal(base[k].numpy(), data.values[t - 1])
+        assert np.array_equal(levels[k].numpy(), data.values[t : t + 3])
         assert n_train + n_valid <= t and t + 3 <= 120  # targets wholly in the test rows
     batch = task.collate("test", torch.arange(4))
     assert batch.inputs.shape == (6, 4, 2) and batch.targets.shape == (4, 3, 2)
@@ -208,3 +210,69 @@ def test_builtin_forecast_labels_units():
     result = task.predict(model, None, horizon=3)
     assert result.value_label == "mean sunspot number (yearly)" and result.time_label == "year"
     assert str(result.forecast_time[0].astype("datetime64[Y]")) == "2009"
+
+
+def _trend_csv(rows: int, *, test_scale: float = 1.0) -> str:
+    """A steep linear trend with a wiggle: the test rows lie far above the training range."""
+    t = np.arange(rows)
+    y = 5.0 + 2.0 * t + np.sin(t)
+    y[rows - round(0.15 * rows) :] *= test_scale
+    return "t,y\n" + "".join(f"{k},{v:.6f}\n" for k, v in zip(t, y, strict=True))
+
+
+def test_differencing_windows_and_exact_levels(write):
+    task = Forecast(data=str(write("trend.csv", _trend_csv(100))), value_column="y", window=5, horizon=3,
+                    difference="on")
+    assert task.difference and not Forecast().difference and Forecast(series="co2").difference
+    data = task.prepared
+    values = data.values[:, 0]
+    diffs = np.diff(values)
+    scaler = task.scaler
+    train_diffs = np.diff(values[: len(data.rows.train)])
+    assert scaler.mean[0] == pytest.approx(train_diffs.mean()) and scaler.scale[0] == pytest.approx(train_diffs.std())
+    inputs, targets, rows, base, levels = task.data("test").tensors
+    t = int(rows[0])
+    assert np.allclose(scaler.inverse_transform(inputs[0].numpy().astype(np.float64))[:, 0], diffs[t - 6 : t - 1],
+                       atol=1e-4)  # row r holds y[r] - y[r-1]
+    assert base[0, 0].item() == values[t - 1] and np.allclose(levels[0, :, 0].numpy(), values[t : t + 3])
+    exact = task.evaluate_predictor(lambda b: b.targets)
+    assert exact["mae"] == pytest.approx(0, abs=1e-3)  # targets in model space sum back to the levels
+    first_train = int(task.data("train").tensors[2][0])
+    assert first_train == 6  # a window of 5 differences needs 6 values before its target
+
+
+def test_differencing_fits_its_scaler_on_training_rows_only(write, tmp_path):
+    plain = Forecast(data=str(write("a.csv", _trend_csv(100))), value_column="y", window=5, difference="on")
+    path = tmp_path / "b.csv"
+    path.write_text(_trend_csv(100, test_scale=50.0))
+    shifted = Forecast(data=str(path), value_column="y", window=5, difference="on")
+    assert np.array_equal(plain.scaler.mean, shifted.scaler.mean)
+    assert np.array_equal(plain.scaler.scale, shifted.scaler.scale)
+    for a, b in zip(plain.data("train").tensors, shifted.data("train").tensors, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_differencing_forecasts_continue_from_the_last_value(write):
+    path = write("trend.csv", _trend_csv(100))
+    task = Forecast(data=str(path), value_column="y", window=5, horizon=2, difference="on")
+    model = Trainer(build_config("forecast", dict(task.settings), {"hidden_size": 8, "steps": 1})).model
+    result = task.predict(model, None, horizon=4)
+    last = result.history[-1, 0]
+    window = task.scaler.transform(task.model_space(result.history)[-5:]).astype(np.float32)
+    steps = task.scaler.inverse_transform(free_run(model, torch.from_numpy(window), 4).numpy().astype(np.float64))
+    assert np.allclose(result.forecast[:, 0], last + np.cumsum(steps[:, 0]), atol=1e-4)
+    with pytest.raises(InputError, match="the model reads the last 6 steps"):
+        task.predict(model, write("five.csv", _trend_csv(5)), horizon=2)
+
+
+def test_a_short_differenced_run_on_a_trend_beats_the_naive_forecast(write):
+    """A trend the test rows carry far beyond the training range: differences make it learnable."""
+    path = write("trend.csv", _trend_csv(200))
+    options = {"data": str(path), "value_column": "y", "window": 10, "difference": "on"}
+    trainer = Trainer(build_config("forecast", options, {"hidden_size": 16, "steps": 150, "eval_every": 50,
+                                                          "patience": None, "lr": 1e-2}))
+    trainer.task.baseline = lambda: {}
+    trainer.fit()
+    naive = trainer.task._score(seasonal_naive(trainer.task.prepared.values,
+                                               trainer.task.data("test").tensors[2].numpy(), 1, 1))
+    assert trainer.evaluate("test")["mase"] < naive["mase"]

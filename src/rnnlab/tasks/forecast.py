@@ -9,6 +9,10 @@ into the previous split: that history is known when the forecast is made).
 
 Model: the recurrent layer reads the ``W`` scaled input steps; a linear head on its last output gives the ``H``
 next steps of every channel at once (direct multi-step forecasting), trained with the MSE of scaled values.
+With ``--difference on`` (the default for co2, whose trend leaves the training range: a model of levels would
+have to extrapolate) the model reads and predicts the first differences ``y[t] - y[t-1]``, scaled by a
+standardiser fitted on the training rows' differences, and the forecasts are the last observed value plus the
+running sum of the predicted differences.
 
 Metrics, in the series' own units (predictions are unscaled first): ``mae``, ``rmse`` and ``mase`` (Hyndman &
 Koehler 2006: the MAE divided by the in-sample MAE of the naive forecast on the training rows, at lag 1, or at
@@ -41,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from rnnlab.data.scaling import Standardizer
 from rnnlab.data.series import (
     BUILTIN_SERIES,
     ForecastData,
@@ -49,6 +54,7 @@ from rnnlab.data.series import (
     fill_gaps,
     load_series,
     prepare_forecasting,
+    sliding_windows,
 )
 from rnnlab.errors import InputError
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
@@ -59,6 +65,8 @@ __all__ = ["Forecast", "ForecastResult", "arima_forecasts", "plot_forecast", "se
 
 #: Seasonal period of the seasonal-naive baseline for each built-in series, in steps.
 SEASONAL_PERIOD = {"sunspots": 11, "co2": 52}
+#: Built-in series whose model reads and predicts first differences by default (co2 rises past its training range).
+DIFFERENCED = ("co2",)
 #: What the values of each built-in series measure (the plot's y label) and its time step (the x label).
 UNITS = {"sunspots": ("mean sunspot number (yearly)", "year"), "co2": ("CO2 mole fraction (ppmv)", "date")}
 VALID_FRACTION = 0.15
@@ -201,6 +209,8 @@ class Forecast(IndexedTask):
         TaskOption("period", int, 0, "seasonal period in steps (0: sunspots 11, co2 52, a file 1)", min_value=0),
         TaskOption("window", int, 0, "input steps per forecast (0: max(20, 2 x period))", min_value=0),
         TaskOption("horizon", int, 1, "steps forecast at once", min_value=1),
+        TaskOption("difference", str, "auto", "model the first differences (a trend beyond the training range): "
+                   "on, off, auto (on for co2)", choices=("auto", "on", "off")),
     )
     monitor = "mase"
     higher_is_better = False
@@ -231,12 +241,15 @@ class Forecast(IndexedTask):
             if s["value_column"] or s["date_column"]:
                 raise InputError("--value-column and --date-column apply to --data FILE; got no --data")
             self.columns = ["SUNACTIVITY"] if s["series"] == "sunspots" else ["co2"]
+        self.series_name = Path(s["data"]).stem if s["data"] else s["series"]
         self.input_size = len(self.columns)
         self.period = s["period"] or (SEASONAL_PERIOD.get(s["series"], 1) if not s["data"] else 1)
         self.window = s["window"] or max(20, 2 * self.period)
         self.horizon = s["horizon"]
         check_window(self.window, self.horizon)
+        self.difference = s["difference"] == "on" or (s["difference"] == "auto" and self.series_name in DIFFERENCED)
         self._forecast: ForecastData | None = None
+        self._scaler: Standardizer | None = None
         if s["data"]:
             _ = self.prepared  # read and check the user's file now: a bad file fails before any run directory exists
 
@@ -252,22 +265,62 @@ class Forecast(IndexedTask):
 
     @property
     def prepared(self) -> ForecastData:
-        """Split, filled, scaled and windowed data (built on first use)."""
+        """The series split, gap-filled and scaled in its own units (built on first use; see
+        :func:`~rnnlab.data.series.prepare_forecasting`)."""
         if self._forecast is None:
             self._forecast = prepare_forecasting(
-                self.load(), window=self.window, horizon=self.horizon,
+                self.load(), window=self.window + int(self.difference), horizon=self.horizon,
                 valid_fraction=VALID_FRACTION, test_fraction=TEST_FRACTION,
             )
         return self._forecast
 
-    def load_split(self, split: str) -> TensorDataset:
-        w = getattr(self.prepared, split)
-        return TensorDataset(
-            torch.from_numpy(w.inputs), torch.from_numpy(w.targets), torch.from_numpy(w.target_rows)
-        )  # (N, W, C), (N, H, C), (N,)
+    def model_space(self, values: np.ndarray) -> np.ndarray:
+        """What the model reads and predicts, unscaled: the values ``(T, C)``, or with differencing
+        ``values[t] - values[t-1]`` (NaN at row 0)."""
+        if not self.difference:
+            return values
+        return np.concatenate([np.full_like(values[:1], np.nan), np.diff(values, axis=0)])
 
-    def make_batch(self, inputs: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> Batch:
-        return Batch(inputs=inputs.transpose(0, 1).contiguous(), targets=targets, extra={"rows": rows})
+    @property
+    def scaler(self) -> Standardizer:
+        """The model's scaler, fitted on the training rows only: the series' (``prepared.scaler``), or with
+        differencing one fitted on the differences within the training rows."""
+        if self._scaler is None:
+            data = self.prepared
+            if self.difference:
+                self._scaler = Standardizer.fit(self.model_space(data.values[data.rows.train])[1:])
+            else:
+                self._scaler = data.scaler
+        return self._scaler
+
+    def load_split(self, split: str) -> TensorDataset:
+        """Windows whose targets lie in ``split``: inputs ``(N, W, C)`` and targets ``(N, H, C)`` in the model's
+        scaled space, the first target's row ``(N,)``, the last value before it ``(N, C)`` and the targets in
+        the series' units ``(N, H, C)``."""
+        data = self.prepared
+        n_train, n_valid = len(data.rows.train), len(data.rows.valid)
+        first, end = {"train": (0, n_train), "valid": (n_train, n_train + n_valid),
+                      "test": (n_train + n_valid, len(data.values))}[split]
+        model_values = self.scaler.transform(self.model_space(data.values))  # (T, C), NaN at row 0 if differenced
+        w = sliding_windows(model_values, self.window, self.horizon, first_target=max(first, self.window + 1)
+                            if self.difference else first, end=end)
+        rows = w.target_rows
+        levels = data.values[rows[:, None] + np.arange(self.horizon)]  # (N, H, C)
+        return TensorDataset(torch.from_numpy(w.inputs), torch.from_numpy(w.targets), torch.from_numpy(rows),
+                             torch.from_numpy(data.values[rows - 1]), torch.from_numpy(levels))
+
+    def make_batch(self, inputs, targets, rows, base, levels) -> Batch:
+        return Batch(inputs=inputs.transpose(0, 1).contiguous(), targets=targets,
+                     extra={"rows": rows, "base": base, "levels": levels})  # (W, B, C), (B, H, C)
+
+    def to_levels(self, outputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """Model outputs ``(B, H, C)`` -> forecasts in the series' units (float64); ``base (B, C)`` is the last
+        value before the first target (used with differencing)."""
+        scaler = self.scaler
+        out = outputs.double() * torch.from_numpy(scaler.scale) + torch.from_numpy(scaler.mean)
+        if self.difference:
+            out = base.double().unsqueeze(1) + out.cumsum(dim=1)
+        return out
 
     # ----------------------------------------------------------------------------------------------- model
     def build_head(self, features: int, num_directions: int) -> nn.Module:
@@ -277,12 +330,11 @@ class Forecast(IndexedTask):
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         return F.mse_loss(outputs, batch.targets)
 
-    def _unscale(self, x: torch.Tensor) -> torch.Tensor:
-        scaler = self.prepared.scaler
-        return x.double() * torch.from_numpy(scaler.scale) + torch.from_numpy(scaler.mean)
-
     def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
-        error = self._unscale(outputs) - self._unscale(batch.targets)  # (B, H, C), series units
+        return self._error_sums(self.to_levels(outputs, batch.extra["base"]), batch.extra["levels"])
+
+    def _error_sums(self, forecasts: torch.Tensor, truth: torch.Tensor) -> MetricSums:
+        error = forecasts.double() - truth.double()  # (N, H, C), series units
         n = error.numel()
         scaled = error.abs() / torch.from_numpy(self.prepared.mase_scale)
         return {
@@ -300,18 +352,14 @@ class Forecast(IndexedTask):
 
     def _score(self, forecasts: np.ndarray, split: str = "test") -> dict[str, float]:
         """The metrics of forecasts ``(N, H, C)`` in series units, one per window of ``split``, in order."""
-        scaler = self.prepared.scaler
-        scaled = torch.from_numpy(scaler.transform(forecasts).astype(np.float32))
-        rows = torch.from_numpy(getattr(self.prepared, split).target_rows)
-        index = {int(r): k for k, r in enumerate(rows.tolist())}
-        return self.evaluate_predictor(
-            lambda batch: scaled[[index[int(r)] for r in batch.extra["rows"].tolist()]], split
-        )
+        truth = self.data(split).tensors[4]  # (N, H, C)
+        sums = self._error_sums(torch.from_numpy(np.asarray(forecasts, np.float64)), truth)
+        return self.finalize_metrics({k: total / count for k, (total, count) in sums.items()})
 
     def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
         """Metrics of the naive, seasonal-naive and ARIMA forecasts on the windows of ``split``."""
         data = self.prepared
-        origins = getattr(data, split).target_rows
+        origins = self.data(split).tensors[2].numpy()  # (N,) the first target row of each window
         out = {
             "naive": self._score(seasonal_naive(data.values, origins, self.horizon, 1), split),
             "seasonal_naive": self._score(seasonal_naive(data.values, origins, self.horizon, self.period), split),
@@ -350,15 +398,16 @@ class Forecast(IndexedTask):
             raise InputError(f"--horizon expects a positive number of steps, got {horizon!r}")
         series = self.load(str(inputs)) if inputs is not None else self.load()
         values, _ = fill_gaps(series.values, series.dates)  # (T, C)
-        if len(values) < self.window:
+        needs = self.window + int(self.difference)
+        if len(values) < needs:
             raise InputError(
-                f"too few rows in '{series.name}' to forecast: the model reads the last {self.window} steps, "
+                f"too few rows in '{series.name}' to forecast: the model reads the last {needs} steps, "
                 f"the series has {len(values)}"
             )
-        scaler = self.prepared.scaler
-        window = torch.from_numpy(scaler.transform(values[-self.window :]).astype(np.float32))  # (W, C)
-        scaled = free_run(model, window, horizon)  # (horizon, C)
-        forecast = scaler.inverse_transform(scaled.numpy().astype(np.float64))
+        model_values = self.scaler.transform(self.model_space(values)[-self.window :])  # (W, C)
+        scaled = free_run(model, torch.from_numpy(model_values.astype(np.float32)), horizon)  # (horizon, C)
+        base = torch.from_numpy(values[-1:])  # (1, C)
+        forecast = self.to_levels(scaled.unsqueeze(0), base)[0].numpy()  # (horizon, C)
         history_time, forecast_time = _time_axes(series.dates, len(values), horizon)
         builtin = inputs is None and not self.settings["data"]
         value_label, time_label = UNITS[series.name] if builtin else (", ".join(series.columns), "date")
