@@ -49,7 +49,9 @@ template <> struct ExpTraits<double> {
   static constexpr double kMax = 708.0, kMin = -708.0;
 };
 
-template <typename T> inline T fast_exp(T x) {
+#define RNNLAB_INLINE inline __attribute__((always_inline))
+
+template <typename T> RNNLAB_INLINE T fast_exp(T x) {
   using E = ExpTraits<T>;
   x = x > E::kMax ? E::kMax : x;
   x = x < E::kMin ? E::kMin : x;
@@ -83,26 +85,11 @@ template <typename T> inline T fast_exp(T x) {
   return p * scale;
 }
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+template <typename T> RNNLAB_INLINE T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
 
-// tanh: an odd polynomial/rational near 0 (Cephes' tanhf/tanh, |x| < 0.625), else 1 - 2 / (exp(2|x|) + 1).
-template <typename T> inline T fast_tanh(T x) {
-  const T ax = std::abs(x);
-  const T big = T(1) - T(2) / (fast_exp(T(2) * ax) + T(1));
-  const T z = x * x;
-  T small;
-  if constexpr (sizeof(T) == 4) {
-    small = ((((T(-5.70498872745e-3) * z + T(2.06390887954e-2)) * z - T(5.37397155531e-2)) * z +
-              T(1.33314422036e-1)) * z - T(3.33332819422e-1)) * z * x + x;
-  } else {
-    const T p = (T(-9.64399179425052238628e-1) * z - T(9.92877231001918586564e1)) * z -
-                T(1.61468768441708447952e3);
-    const T q = ((z + T(1.12811678491632931402e2)) * z + T(2.23548839060100448583e3)) * z +
-                T(4.84406305325125486048e3);
-    small = x + x * z * p / q;
-  }
-  return ax < T(0.625) ? small : std::copysign(big, x);
-}
+// tanh(x) = 2 sigmoid(2x) - 1: one exp and one division, like the gates (absolute error ~1e-7 in float32
+// near 0, where a polynomial would be relatively more accurate; the gate math needs absolute accuracy).
+template <typename T> RNNLAB_INLINE T fast_tanh(T x) { return T(2) / (T(1) + fast_exp(T(-2) * x)) - T(1); }
 
 // ---------------------------------------------------------------------------------------------------------
 // GEMM, row-major: C (M, N) = alpha * op(A) op(B) + beta * C, op(A) (M, K), op(B) (K, N). Calls the BLAS
@@ -178,6 +165,7 @@ inline void gemm_prev(int64_t T_, int64_t B, int64_t n, int64_t m, const T* X, i
 constexpr int64_t kPanel = 64;    // columns of a packed panel
 constexpr int64_t kRowBlock = 256;  // rows of A per call, so that a block of A stays in cache across panels
 constexpr double kParallelFlops = 2e6;  // below this a GEMM runs on one thread
+constexpr int64_t kPackMinRows = 64;  // packing B costs a copy of it: worth it when this many rows of A use it
 
 inline bool brgemm_available() {
   static const bool available = [] {
@@ -194,11 +182,12 @@ inline bool brgemm_available() {
 
 template <typename T> class PackedB {
  public:
-  // B[k][n] = src[k * ld + n], or src[n * ld + k] if transposed (B = W^T for a weight W (N, K))
-  PackedB(const T* src, int64_t ld, int64_t K, int64_t N, bool transposed)
+  // B[k][n] = src[k * ld + n], or src[n * ld + k] if transposed (B = W^T for a weight W (N, K)); rows: how
+  // many rows of A will be multiplied by it in all (a sequence's T*B), to decide whether packing pays
+  PackedB(const T* src, int64_t ld, int64_t K, int64_t N, bool transposed, int64_t rows)
       : src_(src), ld_(ld), K_(K), N_(N), transposed_(transposed) {
     if constexpr (std::is_same_v<T, float>) {
-      if (brgemm_available()) {
+      if (rows >= kPackMinRows && brgemm_available()) {
         packed_.resize(K * N);
         for (int64_t j0 = 0; j0 < N; j0 += kPanel) {
           const int64_t nb = std::min(kPanel, N - j0);

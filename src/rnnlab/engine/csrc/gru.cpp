@@ -129,10 +129,10 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   T* hseq = hseq_t.data_ptr<T>();
   ThreadBuffers tb(H * sizeof(T), 0);
 
-  const PackedB<T> Wh_T(W, H, H, s.n1, true);  // W_h^T (H, n1): the rows fed h_{t-1}
+  const PackedB<T> Wh_T(W, H, H, s.n1, true, T_ * B);  // W_h^T (H, n1): the rows fed h_{t-1}
   std::optional<PackedB<T>> Wz_T, Wn_T;
-  if (s.z_source == kZFromTanhH) Wz_T.emplace(W + H * H, H, H, H, true);
-  if (!s.reset_after) Wn_T.emplace(W + s.an * H, H, H, H, true);
+  if (s.z_source == kZFromTanhH) Wz_T.emplace(W + H * H, H, H, H, true, T_ * B);
+  if (!s.reset_after) Wn_T.emplace(W + s.an * H, H, H, H, true, T_ * B);
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -165,14 +165,15 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
       const T* z = g + H;
       T* n = g + 2 * H;
       T* hn = ht + b * H;
-      const T reset_after = s.reset_after;
+      const T* xn = x + s.xn;
+      const T reset_after = s.reset_after, mut_ = mut;
 #pragma omp simd
       for (int64_t u = 0; u < H; ++u) {
         // vanilla: x_n + r * A_n;  others: x_n + A_n (A_n already saw r through q = r h)
-        const T pre = x[s.xn + u] + (reset_after * r[u] + (T(1) - reset_after)) * an_row[u];
+        const T pre = xn[u] + (reset_after * r[u] + (T(1) - reset_after)) * an_row[u];
         const T nv = fast_tanh(pre);
         n[u] = nv;
-        const T wz = mut * z[u] + (T(1) - mut) * (T(1) - z[u]);  // weight of the candidate
+        const T wz = mut_ * z[u] + (T(1) - mut_) * (T(1) - z[u]);  // weight of the candidate
         hn[u] = wz * nv + (T(1) - wz) * hp[u];
       }
       if (mix) {
@@ -270,10 +271,10 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const int64_t a_bias = 0, a_gain = GHh;
   ThreadBuffers tb(2 * GHh * sizeof(T), 2 * GHh);
 
-  const PackedB<T> Wh(W, H, s.n1, H, false);  // W_h (n1, H)
+  const PackedB<T> Wh(W, H, s.n1, H, false, T_ * B);  // W_h (n1, H)
   std::optional<PackedB<T>> Wz, Wn;
-  if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false);
-  if (!s.reset_after) Wn.emplace(W + s.an * H, H, H, H, false);
+  if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false, T_ * B);
+  if (!s.reset_after) Wn.emplace(W + s.an * H, H, H, H, false, T_ * B);
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();

@@ -14,7 +14,7 @@ namespace {
 template <typename T> Tensor forward(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias) {
   const int64_t R = x.size(0), K = x.size(1), N = weight.size(0);
   Tensor y = at::empty({R, N}, x.options());
-  const PackedB<T> W_T(weight.data_ptr<T>(), K, K, N, true);  // W^T (K, N)
+  const PackedB<T> W_T(weight.data_ptr<T>(), K, K, N, true, R);  // W^T (K, N)
   W_T.multiply(R, x.data_ptr<T>(), K, y.data_ptr<T>(), N, false, bias ? bias->data_ptr<T>() : nullptr);
   return y;
 }
@@ -26,7 +26,7 @@ std::vector<Tensor> backward(const Tensor& dy, const Tensor& x, const Tensor& we
   std::vector<Tensor> grads{none_tensor(x), none_tensor(x), none_tensor(x)};
   if (needs[0]) {
     grads[0] = at::empty({R, K}, x.options());
-    const PackedB<T> W(weight.data_ptr<T>(), K, N, K, false);  // W (N, K)
+    const PackedB<T> W(weight.data_ptr<T>(), K, N, K, false, R);  // W (N, K)
     W.multiply(R, dy.data_ptr<T>(), N, grads[0].data_ptr<T>(), K, false);
   }
   if (needs[1]) {

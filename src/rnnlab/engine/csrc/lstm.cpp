@@ -302,9 +302,9 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   const int64_t M = std::max(P, H);
   ThreadBuffers tb((M + 2 * H) * sizeof(T), 0);
 
-  const PackedB<T> W_T(w_hh_t.data_ptr<T>(), P, P, GH, true);  // W_hh^T (P, GH)
+  const PackedB<T> W_T(w_hh_t.data_ptr<T>(), P, P, GH, true, T_ * B);  // W_hh^T (P, GH)
   std::optional<PackedB<T>> Whr_T;
-  if (s.proj) Whr_T.emplace(w_hr, H, H, P, true);  // W_hr^T (H, P)
+  if (s.proj) Whr_T.emplace(w_hr, H, H, P, true, T_ * B);  // W_hr^T (H, P)
   auto row = s.ln ? (s.depth ? &forward_row<T, true, true> : &forward_row<T, true, false>)
                   : (s.depth ? &forward_row<T, false, true> : &forward_row<T, false, false>);
 
@@ -422,9 +422,9 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const int64_t M = std::max(P, H);
   ThreadBuffers tb((2 * M + 2 * H) * sizeof(T), GH + 7 * H);
 
-  const PackedB<T> Wp(w_hh_t.data_ptr<T>(), P, GH, P, false);  // W_hh (GH, P)
+  const PackedB<T> Wp(w_hh_t.data_ptr<T>(), P, GH, P, false, T_ * B);  // W_hh (GH, P)
   std::optional<PackedB<T>> Whr;
-  if (s.proj) Whr.emplace(w_hr, H, P, H, false);  // W_hr (P, H)
+  if (s.proj) Whr.emplace(w_hr, H, P, H, false, T_ * B);  // W_hr (P, H)
   auto row = s.ln ? (s.depth ? &backward_row<T, true, true> : &backward_row<T, true, false>)
                   : (s.depth ? &backward_row<T, false, true> : &backward_row<T, false, false>);
 

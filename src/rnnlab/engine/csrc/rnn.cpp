@@ -55,7 +55,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, doub
   T* hseq = hseq_t.data_ptr<T>();
   ThreadBuffers tb(H * sizeof(T), 0);
 
-  const PackedB<T> W_T(W, H, H, H, true);  // W_hh^T
+  const PackedB<T> W_T(W, H, H, H, true, T_ * B);  // W_hh^T
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -132,7 +132,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const int64_t a_bias = 0, a_gain = H;
   ThreadBuffers tb(H * sizeof(T), 2 * H);
 
-  const PackedB<T> Wp(W, H, H, H, false);  // W_hh
+  const PackedB<T> Wp(W, H, H, H, false, T_ * B);  // W_hh
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();
