@@ -181,3 +181,65 @@ def test_failed_build_warns_and_runs_the_reference(monkeypatch):
     ref, _ = run_reference(cell, cell.project_input(x, p), state0, p)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     assert isinstance(build.error(), RuntimeError)
+
+
+# ---- float32: the packed-panel GEMM path (brgemm) runs when enough rows share a weight -------------------------
+F32 = [c for c in CELLS if c[0] in ("lstm:vanilla", "lstm:peephole:ln:proj", "lstm:cifg", "gru:vanilla",
+                                     "gru:mut3", "gru:mgu:ln", "rnn:relu", "clockwork", "dglstm")]
+
+
+@pytest.mark.parametrize("name,cell,input_size", F32, ids=[c[0] for c in F32])
+def test_float32_outputs_and_gradients_close_to_reference(name, cell, input_size):
+    steps, batch = 16, 8  # 128 rows: enough to pack the weights (csrc/common.h: kPackMinRows)
+    x, state0, p = make_inputs(cell, input_size, steps, batch)
+    if isinstance(cell, ClockworkMath):
+        state0 = (state0[0], torch.zeros(batch, 1, dtype=DT))
+    x = x.detach().float().requires_grad_()
+    p = {k: v.detach().float().mul(0.5).requires_grad_() for k, v in p.items()}
+    state0 = tuple(s.detach().float().requires_grad_(s.requires_grad) for s in state0)
+    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
+    results = []
+    for engine in (run_reference, run_fused):
+        seq, final = engine(cell, fused.project_input(cell, x, p), state0, p, lengths=torch.arange(16, 8, -1))
+        outputs = [*(seq if isinstance(seq, tuple) else (seq,)), *final]
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outputs)
+        results.append((outputs, torch.autograd.grad(loss, leaves, allow_unused=True)))
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip(out, ref_out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads, ref_grads, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+# ---- the input projection on the engine's GEMM --------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [5, 300])  # below and above the packing threshold
+def test_fused_linear_equals_torch_linear(dtype, rows):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, 2, 33, dtype=dtype, generator=g, requires_grad=True)
+    w = torch.randn(70, 33, dtype=dtype, generator=g, requires_grad=True)
+    b = torch.randn(70, dtype=dtype, generator=g, requires_grad=True)
+    dy = torch.randn(rows, 2, 70, dtype=dtype, generator=g)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    y, y_ref = fused.linear(x, w, b), torch.nn.functional.linear(x, w, b)
+    torch.testing.assert_close(y, y_ref, **tol)
+    for a, c in zip(torch.autograd.grad(y, (x, w, b), dy), torch.autograd.grad(y_ref, (x, w, b), dy), strict=True):
+        torch.testing.assert_close(a, c, **tol)
+    with torch.no_grad():
+        torch.testing.assert_close(fused.linear(x, w), torch.nn.functional.linear(x, w), **tol)
+
+
+def test_gradcheck_fused_linear():
+    x = torch.randn(4, 3, 6, dtype=DT, requires_grad=True)
+    w = torch.randn(8, 6, dtype=DT, requires_grad=True)
+    b = torch.randn(8, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(fused.FusedLinear.apply, (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w: fused.FusedLinear.apply(x, w, None), (x, w))
+
+
+@pytest.mark.parametrize("name,cell,input_size", CELLS, ids=[c[0] for c in CELLS])
+def test_project_input_equals_the_cells(name, cell, input_size):
+    x, _, p = make_inputs(cell, input_size)
+    torch.testing.assert_close(fused.project_input(cell, x, p), cell.project_input(x, p), rtol=1e-12, atol=1e-12)
