@@ -29,7 +29,7 @@ from rnnlab.train.rundir import RunDir, write_json_atomic
 
 #: the zero-option study (`rnnlab compare`): long enough dependencies that a plain RNN fails, short enough
 #: that LSTM and GRU solve them in about three minutes on two cores
-DEFAULT_STUDY = {"task": "adding", "task_options": {"seq_len": 50}, "budget": "600"}
+DEFAULT_STUDY = {"task": "adding", "task_options": {"seq_len": 100}, "budget": "2000"}
 
 
 @dataclass
