@@ -145,6 +145,11 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _log_scale(metric: str) -> bool:
+    """Loss-like metrics span orders of magnitude between a failing and a solving cell: plot them on a log axis."""
+    return metric in ("mse", "rmse", "mae", "mase", "loss", "perplexity") or metric.startswith(("nll", "bits"))
+
+
 def plot_learning_curves(study, runs, metric: str) -> str:
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for i, spec in enumerate(study.cells):
@@ -163,7 +168,7 @@ def plot_learning_curves(study, runs, metric: str) -> str:
         ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"validation {metric}")
-    if metric in ("mse", "nll_nats", "loss", "perplexity") or metric.startswith("nll"):
+    if _log_scale(metric):
         ax.set_yscale("log")
     ax.set_title("Learning curves (one line per seed)")
     ax.legend()
@@ -178,6 +183,8 @@ def plot_metric_vs(rows, x_key: str, x_label: str, metric: str) -> str:
                     label=r["cell"])
     if rows:
         ax.axhline(rows[0]["baseline"], color="gray", linestyle="--", label="baseline")
+    if _log_scale(metric) and all(r["mean"] > 0 for r in rows):
+        ax.set_yscale("log")
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"test {metric} (mean ± std over seeds)")
     ax.legend()
