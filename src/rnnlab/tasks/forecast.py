@@ -417,8 +417,10 @@ class Forecast(IndexedTask):
                               value_label, time_label)
 
     def plot_forecast(self, result: ForecastResult, path: str | Path) -> Path:
-        """Write the PNG of :func:`plot_forecast` (history and forecast) at ``path``."""
-        return plot_forecast(result, path)
+        """Write the PNG of :func:`plot_forecast` at ``path``: the whole history up to 400 steps, else the last
+        ``max(400, 10 x horizon)`` steps, so that the forecast stays visible."""
+        shown = None if len(result.history) <= 400 else max(400, 10 * len(result.forecast))
+        return plot_forecast(result, path, history=shown)
 
 
 def free_run(model: nn.Module, window: torch.Tensor, horizon: int) -> torch.Tensor:

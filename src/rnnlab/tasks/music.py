@@ -16,6 +16,12 @@ Bernoulli model: each key sounds with its frequency in the training frames (add-
 
 ``generate`` samples a new piece step by step, carrying the layer's state, from the first chord of a training
 piece; ``write_generated`` saves it as a MIDI file.
+
+Defaults (``Music.defaults`` and the dropout options) are tuned on JSB Chorales-sized data (a few hundred pieces
+of ~60 steps): 256 units, DropConnect 0.5 on the recurrent weights, input/output dropout 0.2/0.5, 1,500 steps
+of 8 pieces with the learning rate cut tenfold after 900. A larger file wants less regularisation and a longer
+budget; on Nottingham (694 pieces of ~250 steps): ``--input-dropout 0.1 --output-dropout 0.3 --weight-drop 0.2
+--steps 6000 --schedule cosine --eval-every 300`` (``--weight-drop`` replaces the default layer options).
 """
 
 from __future__ import annotations
