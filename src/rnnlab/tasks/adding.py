@@ -29,11 +29,13 @@ class Adding(SyntheticTask):
     options = (TaskOption("seq_len", int, 200, "sequence length T", min_value=2),)
     monitor = "mse"
     higher_is_better = False
+    # Tuned on two CPU cores: LSTM and GRU break through the 0.167 plateau after about 500 (GRU) to 2000
+    # (LSTM) steps at T=200; a small, fast network with a high learning rate gets there soonest.
     defaults = {
-        "hidden_size": 128,
-        "steps": 1500,
+        "hidden_size": 32,
+        "steps": 3000,
         "batch_size": 50,
-        "lr": 3e-3,
+        "lr": 1e-2,
         "clip_norm": 1.0,
         "eval_every": 100,
     }

@@ -37,13 +37,16 @@ class CopyMemory(SyntheticTask):
     )
     monitor = "nll_nats"
     higher_is_better = False
+    # Tuned on two CPU cores (about 5 minutes): a GRU gets well below chance at T=100 (about 0.07 nats, 65% of
+    # the symbols recalled after 4000 steps) and keeps improving with more steps; an LSTM needs far longer.
     defaults = {
         "hidden_size": 128,
-        "steps": 2000,
+        "steps": 4000,
         "batch_size": 64,
-        "lr": 3e-3,
+        "lr": 1e-2,
         "clip_norm": 1.0,
-        "eval_every": 100,
+        "schedule": "cosine",
+        "eval_every": 250,
     }
     input_size = N_CATEGORIES
 
