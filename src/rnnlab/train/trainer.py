@@ -15,6 +15,7 @@ everything else that evolves (weights, optimizer and schedule, RNG states, carri
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import signal
 import threading
@@ -167,6 +168,10 @@ class Trainer:
         loop = self.config.loop
         end = self.total_steps if until is None else min(until, self.total_steps)
         batches = self.task.train_batches(loop.batch_size, loop.seed, start_step=self.step)
+        if self.step < end:
+            first = next(batches)
+            self._warm_up(first)
+            batches = itertools.chain([first], batches)
         started = time.perf_counter()
         bar = ProgressBar(self.total_steps, self.step, self.task.monitor, enabled=self.progress)
         finished = False
@@ -203,6 +208,14 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
         return self._finish() if finished else None
+
+    def _warm_up(self, batch) -> None:
+        """One forward pass in evaluation mode before the clock starts, so that one-off costs (compiling the
+        fused engine's kernels on first use) do not count as training time. Changes no state, draws no
+        random numbers."""
+        self.model.eval()
+        with torch.no_grad(), torch_threads(self.config.loop.threads):
+            self.model(batch.to(self.device).inputs)
 
     def _should_stop(self, started: float) -> bool:
         """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
