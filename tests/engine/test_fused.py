@@ -243,3 +243,76 @@ def test_gradcheck_fused_linear():
 def test_project_input_equals_the_cells(name, cell, input_size):
     x, _, p = make_inputs(cell, input_size)
     torch.testing.assert_close(fused.project_input(cell, x, p), cell.project_input(x, p), rtol=1e-12, atol=1e-12)
+
+
+# ---- the row-parallel steps: several threads, each running whole steps on its block of batch rows ---------------
+THREADED = [  # H = 32 and B = 512: enough work per step to wake the other thread
+    ("lstm:peephole:proj", LSTMMath(32, "peephole", proj_size=16), 8),
+    ("lstm:noaf:ln", LSTMMath(32, "noaf", layer_norm=True), 8),
+    ("gru:vanilla", GRUMath(32), 8), ("gru:mut3:ln", GRUMath(32, "mut3", layer_norm=True), 8),
+    ("gru:mgu", GRUMath(32, "mgu"), 8), ("rnn:tanh", RNNMath(32), 8),
+    ("clockwork", ClockworkMath(32, periods=(1, 2, 4)), 8), ("dglstm", DepthGatedMath(32), 32),
+]
+
+
+@pytest.mark.parametrize("name,cell,input_size", THREADED, ids=[c[0] for c in THREADED])
+def test_threaded_steps_equal_reference(name, cell, input_size):
+    """A batch large enough for the steps to run in parallel (csrc/common.h: for_step_rows)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        steps, batch = 3, 512
+        x, state0, p = make_inputs(cell, input_size, steps, batch)
+        if isinstance(cell, ClockworkMath):
+            state0 = (state0[0], torch.zeros(batch, 1, dtype=DT))
+        leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
+        zoneout = Zoneout.plan(0.2, cell.zoneout_states, cell.state_sizes(), steps, batch, training=True, like=x)
+        lengths = torch.randint(1, steps + 1, (batch,))
+        results = []
+        for engine in (run_reference, run_fused):
+            seq, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout)
+            outputs = [seq, *final]
+            g = torch.Generator().manual_seed(1)
+            loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in outputs)
+            results.append((outputs, torch.autograd.grad(loss, leaves, allow_unused=True)))
+        (ref_out, ref_grads), (out, grads) = results
+        for a, b in zip(out, ref_out, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+        for a, b in zip(grads, ref_grads, strict=True):
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---- inference from the layer input: the kernel projects a few steps at a time -----------------------------------
+@pytest.mark.parametrize("mode", ["plain", "zoneout-eval+all_states"])
+@pytest.mark.parametrize("name,cell,input_size", CELLS, ids=[c[0] for c in CELLS])
+def test_inference_from_input_equals_reference(name, cell, input_size, mode):
+    _, rate, _, all_states = MODES[mode]
+    x, state0, p = make_inputs(cell, input_size)
+    zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), T, B, training=False, like=x) if rate \
+        else None
+    with torch.no_grad():
+        ref_seq, ref_final = run_reference(cell, cell.project_input(x, p), state0, p, lengths=LENGTHS,
+                                           zoneout=zoneout, all_states=all_states)
+        seq, final = fused.run_from_input(cell, x, state0, p, lengths=LENGTHS, zoneout=zoneout,
+                                          all_states=all_states)
+    for a, b in zip([*(seq if all_states else (seq,)), *final], [*(ref_seq if all_states else (ref_seq,)),
+                                                                 *ref_final], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", [LSTMMath(64, "peephole", proj_size=32), GRUMath(64, "mgu"), RNNMath(64, "relu")],
+                         ids=["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_inference_projects_in_chunks(cell, dtype):
+    """Long enough for several chunks of steps (csrc/common.h: StepInput)."""
+    x, state0, p = make_inputs(cell, 48, steps=40, batch=32)
+    # weights of torch's init scale: random ones of scale 1 make 40 steps chaotic, amplifying rounding
+    x, p, state0 = x.to(dtype), {k: 0.1 * v.to(dtype) for k, v in p.items()}, tuple(s.to(dtype) for s in state0)
+    with torch.no_grad():
+        ref, _ = run_reference(cell, cell.project_input(x, p), state0, p)
+        out, _ = fused.run_from_input(cell, x, state0, p)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out, ref, **tol)

@@ -27,4 +27,15 @@ def project_input(cell, x, p, *, backend=DEFAULT_BACKEND):
     return fused.project_input(cell, x, p)
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "project_input", "run", "run_fused", "run_reference"]
+def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states=False, backend=DEFAULT_BACKEND):
+    """:func:`run` on ``gx = cell.project_input(x, p)`` (``x`` ``(T, B, I)``), projected by the engine: the
+    reference projects every step at once; the fused engine too in training, and in inference a few steps
+    at a time inside its kernel."""
+    if backend == "reference":
+        return run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
+                             all_states=all_states)
+    return fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "project_input", "run", "run_from_input", "run_fused",
+           "run_reference"]

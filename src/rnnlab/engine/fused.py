@@ -37,8 +37,9 @@ INPUTS = {
     "gru": ("gx", "h0", "weight_hh", "bias_hh", "ln_weight_hh"),
     "rnn": ("gx", "h0", "weight_hh", "bias_hh", "ln_weight_hh"),
 }
-#: aux (never differentiated): packed lengths, zoneout masks of state 0 and 1, clockwork periods and clock
-AUX = ("lengths", "mask_0", "mask_1", "periods", "clock0")
+#: aux (never differentiated): packed lengths, zoneout masks of state 0 and 1, clockwork periods and clock, and
+#: in inference the layer input with the input weights (the kernel then projects a few steps at a time itself)
+AUX = ("lengths", "mask_0", "mask_1", "periods", "clock0", "x", "weight_ih", "bias_ih")
 
 # LSTM flags (csrc/lstm.cpp)
 _LSTM_HAS_I, _LSTM_HAS_F, _LSTM_HAS_O, _LSTM_CIFG, _LSTM_NIAF, _LSTM_NOAF = 1, 2, 4, 8, 16, 32
@@ -190,17 +191,46 @@ def run_fused(cell: CellMath, gx: Tensor, state0: State, p: Params, *, lengths: 
     """
     if not supports(cell) or active_probe() is not None or not build.load():
         return run_reference(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
-    p = cell.prepare(p)
-    family, flags = _flags(cell)
-    names = INPUTS[family]
-    given = {"gx": gx, "h0": state0[0], "c0": state0[1] if family == "lstm" else None, **p}
-    inputs = [given.get(name) for name in names]
-    if not _usable(gx, inputs):
+    result = _run_kernel(cell, gx, None, state0, cell.prepare(p), lengths, zoneout, all_states)
+    if result is None:
         return run_reference(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
+    return result
+
+
+def run_from_input(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Tensor | None = None,
+                   zoneout: Zoneout | None = None, all_states: bool = False):
+    """:func:`run_fused` on ``gx = cell.project_input(x, p)``, ``x`` ``(T, B, I)``.
+
+    In inference (nothing needs a gradient) with an affine input projection, the kernel projects the input
+    itself a few steps at a time, so the projections stay in cache; otherwise the projection of every step is
+    hoisted into one GEMM (:func:`project_input`), as the backward needs it.
+    """
+    inference = not torch.is_grad_enabled() or not any(
+        t.requires_grad for t in (x, *state0, *p.values()) if t is not None)
+    if (inference and cell.input_is_affine() and supports(cell) and active_probe() is None and build.load()
+            and _usable(x, (p["weight_ih"], p.get("bias_ih")))):
+        result = _run_kernel(cell, None, x, state0, cell.prepare(p), lengths, zoneout, all_states)
+        if result is not None:
+            return result
+    return run_fused(cell, project_input(cell, x, p), state0, p, lengths=lengths, zoneout=zoneout,
+                     all_states=all_states)
+
+
+def _run_kernel(cell: CellMath, gx: Tensor | None, x: Tensor | None, state0: State, p: Params, lengths, zoneout,
+                all_states: bool):
+    """One kernel call on ``gx``, or (inference) on ``x`` with the input weights; None if the kernel cannot
+    take these tensors (device, dtype)."""
+    family, flags = _flags(cell)
+    given = {"gx": gx, "h0": state0[0], "c0": state0[1] if family == "lstm" else None, **p}
+    inputs = [given.get(name) for name in INPUTS[family]]
+    if not _usable(x if gx is None else gx, inputs):
+        return None
     inputs = [None if t is None else t.contiguous() for t in inputs]
     aux, rate = _aux(cell, state0, lengths, zoneout, p)
+    if gx is None:
+        aux[5:8] = [t if t is None else t.contiguous() for t in (x, p["weight_ih"], p.get("bias_ih"))]
     kernel = Kernel(family, flags, cell.hidden_size, rate)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+    if gx is not None and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         hseq, h_T, c_T, cseq = FusedSequence.apply(kernel, aux, *inputs)
     else:
         (hseq, h_T, c_T, cseq), _ = kernel.forward(inputs, aux, all_states=all_states, save=False)

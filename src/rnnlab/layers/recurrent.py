@@ -195,14 +195,14 @@ class Recurrent(nn.Module):
         p = self.direction_params(k, d)
         if self.weight_drop > 0:
             p["weight_hh"] = F.dropout(p["weight_hh"], self.weight_drop, self.training)
-        gx = engine.project_input(cell, cell_x, p, backend=self.backend)  # (T, B, D_gx): all steps at once
-        if d == 1:
-            gx = reverse_padded(gx, lengths)
-        T, B = gx.shape[:2]
+        if d == 1:  # the backward direction reads each sequence reversed (projections are per step)
+            cell_x = reverse_padded(cell_x, lengths)
+        T, B = cell_x.shape[:2]
         zoneout = Zoneout.plan(self.zoneout, cell.zoneout_states, cell.state_sizes(), T, B,
-                               training=self.training, like=gx)
-        sequence, final = engine.run(cell, gx, state0, p, lengths=lengths, zoneout=zoneout,
-                                     all_states=all_states, backend=self.backend)
+                               training=self.training, like=cell_x)
+        # gx = cell.project_input(cell_x, p) (T, B, D_gx), then the loop over time; the engine does both
+        sequence, final = engine.run_from_input(cell, cell_x, state0, p, lengths=lengths, zoneout=zoneout,
+                                                all_states=all_states, backend=self.backend)
         if d == 1:
             sequence = reverse_padded(sequence, lengths)
         return sequence, final

@@ -34,6 +34,31 @@ using OptTensors = c10::List<std::optional<Tensor>>;
 using Outputs = std::tuple<std::vector<Tensor>, std::vector<Tensor>>;  // (outputs, saved for backward)
 
 // ---------------------------------------------------------------------------------------------------------
+// Argument helpers.
+inline std::optional<Tensor> get(const OptTensors& list, size_t i) {
+  if (i >= list.size()) return std::nullopt;
+  std::optional<Tensor> t = list.get(i);
+  if (t && !t->defined()) return std::nullopt;
+  return t;
+}
+
+template <typename T> inline const T* ptr_or_null(const std::optional<Tensor>& t) {
+  return t ? t->data_ptr<T>() : nullptr;
+}
+
+// the tensor's data, or a row of constants standing in for it
+template <typename T> inline const T* or_const(const std::optional<Tensor>& t, const T* fallback) {
+  return t ? t->data_ptr<T>() : fallback;
+}
+
+inline Tensor empty_like_dtype(at::IntArrayRef sizes, const Tensor& like) {
+  return at::empty(sizes, like.options());
+}
+
+inline Tensor none_tensor(const Tensor& like) { return at::empty({0}, like.options()); }
+
+
+// ---------------------------------------------------------------------------------------------------------
 // Activations. Branch-free so that `#pragma omp simd` loops over them vectorise (no libm calls inside).
 // exp: x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial (degree 7 in float, 13 in double:
 // truncation error below one ulp), 2^n assembled in the exponent bits.
@@ -85,11 +110,41 @@ template <typename T> RNNLAB_INLINE T fast_exp(T x) {
   return p * scale;
 }
 
-template <typename T> RNNLAB_INLINE T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+// tanh. float: Eigen's rational approximation (odd degree 13 over even degree 6 on [-7.99, 7.99], max abs
+// error 3.4e-7): no exp, one division, short dependency chains. double: 2 sigmoid(2x) - 1 through exp.
+// NaN stays NaN (the clamps let it through).
+template <typename T> RNNLAB_INLINE T fast_tanh(T x) {
+  if constexpr (sizeof(T) == 4) {
+    const T c = 7.99881172180175781f;
+    x = x > c ? c : x;
+    x = x < -c ? -c : x;
+    const T x2 = x * x;
+    T p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    T q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+  } else {
+    return T(2) / (T(1) + fast_exp(T(-2) * x)) - T(1);
+  }
+}
 
-// tanh(x) = 2 sigmoid(2x) - 1: one exp and one division, like the gates (absolute error ~1e-7 in float32
-// near 0, where a polynomial would be relatively more accurate; the gate math needs absolute accuracy).
-template <typename T> RNNLAB_INLINE T fast_tanh(T x) { return T(2) / (T(1) + fast_exp(T(-2) * x)) - T(1); }
+// sigmoid. float: (1 + tanh(x / 2)) / 2 (absolute error ~2e-7; gates need absolute accuracy). double: 1 / (1 +
+// exp(-x)).
+template <typename T> RNNLAB_INLINE T sigmoid(T x) {
+  if constexpr (sizeof(T) == 4) {
+    return T(0.5) + T(0.5) * fast_tanh(T(0.5) * x);
+  } else {
+    return T(1) / (T(1) + fast_exp(-x));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // GEMM, row-major: C (M, N) = alpha * op(A) op(B) + beta * C, op(A) (M, K), op(B) (K, N). Calls the BLAS
@@ -203,7 +258,7 @@ template <typename T> class PackedB {
   // C (M, N) = A (M, K) B, or C += A B with accumulate; A and C row-major with row strides lda, ldc;
   // then + bias (N,) on every row if given (added block by block while the block is in cache)
   void multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, bool accumulate,
-                const T* bias = nullptr) const {
+                const T* bias = nullptr, bool parallel = true) const {
     if (M == 0) return;
     auto add_bias = [&](int64_t i0, int64_t mb, int64_t j0, int64_t nb) {
       for (int64_t i = i0; i < i0 + mb; ++i) {
@@ -231,12 +286,14 @@ template <typename T> class PackedB {
       }
     };
     const int64_t items = panels * blocks;
-    if (2.0 * M * N_ * K_ < kParallelFlops || at::get_num_threads() == 1 || items == 1) {
+    if (!parallel || 2.0 * M * N_ * K_ < kParallelFlops || at::get_num_threads() == 1 || items == 1) {
       work(0, items);
     } else {
       at::parallel_for(0, items, 1, work);
     }
   }
+
+  int64_t bytes() const { return K_ * N_ * static_cast<int64_t>(sizeof(T)); }
 
  private:
   const T* src_;
@@ -245,12 +302,59 @@ template <typename T> class PackedB {
   std::vector<T> packed_;
 };
 
-// Ask for memory a step will read soon (after the step's GEMM, which hides the latency): the per-step slices
-// of whole-sequence buffers are too large for the caches and otherwise stall the pointwise loops.
-inline void prefetch(const void* data, int64_t bytes) {
-  if (!data) return;
-  const char* p = static_cast<const char*>(data);
-  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 2);
+// The input projections gx_t (B, D) of the steps. Either given (gx (T, B, D): the layer projected every step
+// at once, as training needs, since the backward returns d gx), or computed here a chunk of steps at a time
+// from x (T, B, I), W_ih (D, I) and b_ih (D,) (inference: the projections of a few steps stay in cache
+// instead of making a round trip through memory).
+constexpr int64_t kInputChunkBytes = 256 * 1024;
+
+template <typename T> class StepInput {
+ public:
+  StepInput(const T* gx, int64_t B, int64_t D) : gx_(gx), B_(B), D_(D) {}
+  StepInput(const T* x, int64_t steps, int64_t B, int64_t I, const T* w_ih, const T* b_ih, int64_t D)
+      : B_(B), D_(D), x_(x), steps_(steps), I_(I), b_ih_(b_ih) {
+    chunk_ = std::clamp<int64_t>(kInputChunkBytes / std::max<int64_t>(1, B * D * sizeof(T)), 1, steps);
+    buffer_.resize(chunk_ * B * D);
+    w_.emplace(w_ih, I, I, D, true, steps * B);  // W_ih^T (I, D)
+  }
+
+  // gx_t (B, D) of step t (steps are asked for in order)
+  const T* at(int64_t t) {
+    if (gx_) return gx_ + t * B_ * D_;
+    if (first_ < 0 || t < first_ || t >= first_ + chunk_) {
+      first_ = t;
+      const int64_t n = std::min(chunk_, steps_ - t);
+      w_->multiply(n * B_, x_ + t * B_ * I_, I_, buffer_.data(), D_, false, b_ih_);
+    }
+    return buffer_.data() + (t - first_) * B_ * D_;
+  }
+
+ private:
+  const T* gx_ = nullptr;
+  int64_t B_, D_;
+  const T* x_ = nullptr;
+  int64_t steps_ = 0, I_ = 0, chunk_ = 0, first_ = -1;
+  const T* b_ih_ = nullptr;
+  std::vector<T> buffer_;
+  std::optional<PackedB<T>> w_;
+};
+
+// Step inputs of a kernel call: gx = inputs[0] if given, else x, W_ih, b_ih from aux[x_index...].
+template <typename T>
+StepInput<T> step_input(const std::optional<Tensor>& gx, const OptTensors& aux, size_t x_index) {
+  if (gx) return StepInput<T>(gx->data_ptr<T>(), gx->size(1), gx->size(2));
+  const Tensor x = *get(aux, x_index), w = *get(aux, x_index + 1);
+  const auto b = get(aux, x_index + 2);
+  return StepInput<T>(x.data_ptr<T>(), x.size(0), x.size(1), x.size(2), w.data_ptr<T>(), ptr_or_null<T>(b),
+                      w.size(0));
+}
+
+// (T, B, D) of the step inputs, and a tensor whose options the outputs take
+inline std::tuple<int64_t, int64_t, int64_t, Tensor> input_dims(const std::optional<Tensor>& gx,
+                                                                 const OptTensors& aux, size_t x_index) {
+  if (gx) return {gx->size(0), gx->size(1), gx->size(2), *gx};
+  const Tensor x = *get(aux, x_index), w = *get(aux, x_index + 1);
+  return {x.size(0), x.size(1), w.size(0), x};
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -348,20 +452,31 @@ inline void ln_backward(const T* x, int64_t n, T mean, T rstd, const T* gain, co
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Parallel loop over the B rows of a step. A step's pointwise work is small, so it runs inline unless the
-// rows carry enough work to pay for waking the other threads. f(b, thread) gets the thread's index for its
-// scratch and accumulators.
-constexpr int64_t kParallelWork = 65536;
+// A step of the recurrence on its B rows. Given the previous state the rows are independent, so a thread
+// takes a contiguous block of rows and runs the whole step on it (its GEMMs, then its gate math): one parallel
+// region per step, none when the step is too small to pay for waking the other threads. Within a thread the
+// rows go in sub-blocks of 16 when the step's weights fit in cache (the gates of a sub-block then stay in L1
+// between the GEMM and the gate math), else all at once (the weights are streamed once per step).
+// f(r0, r1, thread) runs the step on rows [r0, r1).
+constexpr double kParallelStepFlops = 1e6;
+constexpr int64_t kSubRows = 16;
+constexpr int64_t kCachedWeightBytes = 256 * 1024;
 
-template <typename F> inline void for_rows(int64_t B, int64_t work_per_row, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, work_per_row));
-  if (B <= grain || at::get_num_threads() == 1) {
-    for (int64_t b = 0; b < B; ++b) f(b, 0);
+template <typename F>
+inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes, const F& f) {
+  const int64_t sub = weight_bytes <= kCachedWeightBytes ? kSubRows : B;
+  auto run = [&](int64_t r0, int64_t r1, int thread) {
+    for (int64_t s0 = r0; s0 < r1; s0 += sub) f(s0, std::min(r1, s0 + sub), thread);
+  };
+  const int threads = at::get_num_threads();
+  if (threads == 1 || B < 2 || B * flops_per_row < kParallelStepFlops || at::in_parallel_region()) {
+    run(0, B, 0);
     return;
   }
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+  const int64_t blocks = std::min<int64_t>(B, threads);
+  at::parallel_for(0, blocks, 1, [&](int64_t i0, int64_t i1) {
     const int thread = at::get_thread_num();
-    for (int64_t b = b0; b < b1; ++b) f(b, thread);
+    for (int64_t i = i0; i < i1; ++i) run(i * B / blocks, (i + 1) * B / blocks, thread);
   });
 }
 
@@ -398,29 +513,5 @@ template <typename T> struct ConstRows {
   std::vector<T> ones, zeros;
   explicit ConstRows(int64_t n) : ones(n, T(1)), zeros(n, T(0)) {}
 };
-
-// ---------------------------------------------------------------------------------------------------------
-// Argument helpers.
-inline std::optional<Tensor> get(const OptTensors& list, size_t i) {
-  if (i >= list.size()) return std::nullopt;
-  std::optional<Tensor> t = list.get(i);
-  if (t && !t->defined()) return std::nullopt;
-  return t;
-}
-
-template <typename T> inline const T* ptr_or_null(const std::optional<Tensor>& t) {
-  return t ? t->data_ptr<T>() : nullptr;
-}
-
-// the tensor's data, or a row of constants standing in for it
-template <typename T> inline const T* or_const(const std::optional<Tensor>& t, const T* fallback) {
-  return t ? t->data_ptr<T>() : fallback;
-}
-
-inline Tensor empty_like_dtype(at::IntArrayRef sizes, const Tensor& like) {
-  return at::empty(sizes, like.options());
-}
-
-inline Tensor none_tensor(const Tensor& like) { return at::empty({0}, like.options()); }
 
 }  // namespace rnnlab

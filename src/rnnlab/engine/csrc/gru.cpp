@@ -36,7 +36,7 @@ enum Variant : int64_t { kVanilla = 0, kResetBefore, kMut1, kMut2, kMut3, kMgu }
 constexpr int64_t kLayerNorm = 256;
 
 enum { GX, H0, W_HH, B_HH, LN_HH };  // inputs, in rnnlab/engine/fused.py's order
-enum { LENGTHS, MASK_H };            // aux
+enum { LENGTHS, MASK_H, MASK_UNUSED, PERIODS_UNUSED, CLOCK_UNUSED, X };  // aux; X, W_IH, B_IH: inference
 
 enum ZSource { kZFromH, kZFromTanhH, kZFromInput, kZIsR };
 
@@ -49,8 +49,8 @@ struct Spec {
   int64_t an;      // column of the candidate's block in the recurrent product
   int64_t xz, xn;  // columns of x_z, x_n in gx (mgu: x_z = x_f)
 
-  Spec(const Tensor& gx, const Tensor& w_hh, int64_t flags, int64_t H_)
-      : T(gx.size(0)), B(gx.size(1)), H(H_), Dgx(gx.size(2)), GHh(w_hh.size(0)) {
+  Spec(int64_t T_, int64_t B_, int64_t Dgx_, const Tensor& w_hh, int64_t flags, int64_t H_)
+      : T(T_), B(B_), H(H_), Dgx(Dgx_), GHh(w_hh.size(0)) {
     variant = flags & 255;
     ln = flags & kLayerNorm;
     TORCH_CHECK(variant >= kVanilla && variant <= kMgu, "rnnlab gru: unknown variant ", variant);
@@ -106,11 +106,12 @@ inline void product_block_backward(const T* z, int64_t n, int64_t H, const T* ga
 template <typename T>
 Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t H_, double zoneout_rate,
                 bool save) {
-  const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
-  const Spec s(gx_t, w_hh_t, flags, H_);
+  const Tensor w_hh_t = *get(in, W_HH);
+  const auto [steps, batch, width, gx_t] = input_dims(get(in, GX), aux, X);
+  const Spec s(steps, batch, width, w_hh_t, flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, Dgx = s.Dgx, GHh = s.GHh, GW = gates_width(s);
   const ConstRows<T> consts(GHh);
-  const T* gx = gx_t.data_ptr<T>();
+  StepInput<T> input = step_input<T>(get(in, GX), aux, X);
   const T* h0 = get(in, H0)->data_ptr<T>();
   const T* W = w_hh_t.data_ptr<T>();
   const T* bias = or_const(get(in, B_HH), consts.zeros.data());
@@ -133,6 +134,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   std::optional<PackedB<T>> Wz_T, Wn_T;
   if (s.z_source == kZFromTanhH) Wz_T.emplace(W + H * H, H, H, H, true, T_ * B);
   if (!s.reset_after) Wn_T.emplace(W + s.an * H, H, H, H, true, T_ * B);
+  const double flops_per_row = 2.0 * H * GHh + 30.0 * GW;
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -142,20 +144,8 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     T* THt = s.z_source == kZFromTanhH ? TH_t.data_ptr<T>() + slot * B * H : nullptr;
     const T* hprev = t ? hseq + (t - 1) * B * H : h0;
     T* ht = hseq + t * B * H;
-    const T* gxt = gx + t * B * Dgx;
+    const T* gxt = input.at(t);
 
-    prefetch(gxt, B * Dgx * sizeof(T));
-    // products of h_{t-1} (and of tanh h_{t-1} for mut3's z)
-    Wh_T.multiply(B, hprev, H, Zt, GHh, false);
-    if (THt) {
-      for_rows(B, 4 * H, [&](int64_t b, int) {
-        const T* hp = hprev + b * H;
-        T* th = THt + b * H;
-#pragma omp simd
-        for (int64_t u = 0; u < H; ++u) th[u] = fast_tanh(hp[u]);
-      });
-      Wz_T->multiply(B, THt, H, Zt + H, GHh, false);
-    }
 
     // h~ from the gates and the candidate's pre-activation, then mixing into h_t
     auto finish = [&](int64_t b, int thread, const T* an_row, T* g) {
@@ -184,7 +174,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
       }
     };
 
-    for_rows(B, 8 * GW, [&](int64_t b, int thread) {
+    auto gates = [&](int64_t b, int thread) {
       const T* x = gxt + b * Dgx;
       T* za = Zt + b * GHh;  // raw products; with layer norm kept raw, the activations go to g
       T* g = Gt + b * GW;
@@ -213,17 +203,32 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
 #pragma omp simd
         for (int64_t u = 0; u < H; ++u) q[u] = g[u] * hp[u];
       }
-    });
+    };
 
-    if (!s.reset_after) {  // A_n = LN(q W_n^T) + b_n, then the candidate and h_t
-      Wn_T->multiply(B, Qt, H, Zt + s.an, GHh, false);
-      for_rows(B, 4 * GW, [&](int64_t b, int thread) {
-        T* g = Gt + b * GW;
-        T* an = g + 2 * H;  // A_n, replaced by n in `finish`
-        product_block(Zt + b * GHh + s.an, H, gain ? gain + s.an : nullptr, bias + s.an, an);
-        finish(b, thread, an, g);
-      });
-    }
+    for_step_rows(B, flops_per_row, Wh_T.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      const int64_t n = r1 - r0;
+      // products of h_{t-1} (and of tanh h_{t-1} for mut3's z)
+      Wh_T.multiply(n, hprev + r0 * H, H, Zt + r0 * GHh, GHh, false, nullptr, false);
+      if (THt) {
+        for (int64_t b = r0; b < r1; ++b) {
+          const T* hp = hprev + b * H;
+          T* th = THt + b * H;
+#pragma omp simd
+          for (int64_t u = 0; u < H; ++u) th[u] = fast_tanh(hp[u]);
+        }
+        Wz_T->multiply(n, THt + r0 * H, H, Zt + r0 * GHh + H, GHh, false, nullptr, false);
+      }
+      for (int64_t b = r0; b < r1; ++b) gates(b, thread);
+      if (!s.reset_after) {  // A_n = LN(q W_n^T) + b_n, then the candidate and h_t
+        Wn_T->multiply(n, Qt + r0 * H, H, Zt + r0 * GHh + s.an, GHh, false, nullptr, false);
+        for (int64_t b = r0; b < r1; ++b) {
+          T* g = Gt + b * GW;
+          T* an = g + 2 * H;  // A_n, replaced by n in `finish`
+          product_block(Zt + b * GHh + s.an, H, gain ? gain + s.an : nullptr, bias + s.an, an);
+          finish(b, thread, an, g);
+        }
+      }
+    });
   }
   Tensor hT = hseq_t[T_ - 1].clone();
   std::vector<Tensor> outputs{hseq_t, hT, none_tensor(gx_t), none_tensor(gx_t)};
@@ -237,7 +242,7 @@ template <typename T>
 std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>& saved, const OptTensors& in,
                              const OptTensors& aux, int64_t flags, int64_t H_, double zoneout_rate) {
   const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
-  const Spec s(gx_t, w_hh_t, flags, H_);
+  const Spec s(gx_t.size(0), gx_t.size(1), gx_t.size(2), w_hh_t, flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, Dgx = s.Dgx, GHh = s.GHh, GW = gates_width(s);
   const ConstRows<T> consts(GHh);
   const T* h0 = get(in, H0)->data_ptr<T>();
@@ -275,6 +280,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   std::optional<PackedB<T>> Wz, Wn;
   if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false, T_ * B);
   if (!s.reset_after) Wn.emplace(W + s.an * H, H, H, H, false, T_ * B);
+  const double flops_per_row = 2.0 * H * GHh + 40.0 * GW;
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();
@@ -287,7 +293,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     const T* dhs = d_hseq ? d_hseq + t * B * H : nullptr;
 
     // the candidate, z, and (vanilla) r
-    for_rows(B, 10 * GW, [&](int64_t b, int thread) {
+    auto candidate = [&](int64_t b, int thread) {
       T* da = tb.rows<T>(thread);  // dA of this row (GHh,), before the layer norms
       double* acc = tb.accumulators(thread);
       const T* g = Gt + b * GW;
@@ -341,12 +347,9 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         product_block_backward(Zt ? Zt + b * GHh + s.an : nullptr, H, H, gain ? gain + s.an : nullptr, dan,
                                dZt + b * GHh + s.an, acc + a_bias + s.an, acc + a_gain + s.an);
       }
-    });
-
-    if (!s.reset_after) {
-      // dq (B, H) = dA_n (B, H) W_n (H, H);  q = r h_{t-1}
-      Wn->multiply(B, dZt + s.an, GHh, dq, H, false);
-      for_rows(B, 6 * GW, [&](int64_t b, int thread) {
+    };
+    // r and z of the variants that reset before the candidate's product (q = r h_{t-1})
+    auto reset = [&](int64_t b, int thread) {
         T* da = tb.rows<T>(thread);
         double* acc = tb.accumulators(thread);
         const T* g = Gt + b * GW;
@@ -370,21 +373,23 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         const int64_t nh = s.z_source == kZFromTanhH ? 2 * H : s.n1;  // blocks from h (and tanh h)
         product_block_backward(Zt ? Zt + b * GHh : nullptr, nh, H, gain, da, dZt + b * GHh, acc + a_bias,
                                acc + a_gain);
-      });
-    }
+    };
 
-    if (t > 0) {  // what the next (earlier) step reads
-      prefetch(G + (t - 1) * B * GW, B * GW * sizeof(T));
-      if (d_hseq) prefetch(d_hseq + (t - 1) * B * H, B * H * sizeof(T));
-      if (Z) prefetch(Z + (t - 1) * B * GHh, B * GHh * sizeof(T));
-    }
-    // dh_{t-1} += dA_h (B, n1) W_h (n1, H)
-    Wh.multiply(B, dZt, GHh, dhn, H, true);
-    if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
-      Wz->multiply(B, dZt + H, GHh, dq, H, false);
-      const T* THt = TH + t * B * H;
-      for (int64_t j = 0; j < B * H; ++j) dhn[j] += dq[j] * (T(1) - THt[j] * THt[j]);
-    }
+    for_step_rows(B, flops_per_row, Wh.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      const int64_t n = r1 - r0;
+      for (int64_t b = r0; b < r1; ++b) candidate(b, thread);
+      if (!s.reset_after) {  // dq (n, H) = dA_n (n, H) W_n (H, H);  q = r h_{t-1}
+        Wn->multiply(n, dZt + r0 * GHh + s.an, GHh, dq + r0 * H, H, false, nullptr, false);
+        for (int64_t b = r0; b < r1; ++b) reset(b, thread);
+      }
+      // dh_{t-1} += dA_h (n, n1) W_h (n1, H)
+      Wh.multiply(n, dZt + r0 * GHh, GHh, dhn + r0 * H, H, true, nullptr, false);
+      if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
+        Wz->multiply(n, dZt + r0 * GHh + H, GHh, dq + r0 * H, H, false, nullptr, false);
+        const T* THt = TH + t * B * H;
+        for (int64_t j = r0 * H; j < r1 * H; ++j) dhn[j] += dq[j] * (T(1) - THt[j] * THt[j]);
+      }
+    });
     std::swap(dh_a, dh_b);
   }
 
@@ -408,7 +413,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
 Outputs gru_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
                     double zoneout_rate, bool save) {
   (void)all_states;  // a GRU's only state is h
-  const Tensor gx = *get(in, GX);
+  const Tensor gx = get(in, GX) ? *get(in, GX) : *get(aux, X);  // gx, or x in inference
   if (gx.scalar_type() == at::kDouble) return forward<double>(in, aux, flags, hidden, zoneout_rate, save);
   TORCH_CHECK(gx.scalar_type() == at::kFloat, "rnnlab gru: float32 or float64 expected, got ", gx.scalar_type());
   return forward<float>(in, aux, flags, hidden, zoneout_rate, save);

@@ -47,15 +47,15 @@ enum : int64_t {
 // inputs, in rnnlab/engine/fused.py's order
 enum { GX, H0, C0, W_HH, B_HH, LN_HH, PEEPHOLE, W_HR, LN_CELL_W, LN_CELL_B, W_DEPTH };
 // aux: packed lengths, zoneout masks of h and c, (clockwork entries unused here)
-enum { LENGTHS, MASK_H, MASK_C };
+enum { LENGTHS, MASK_H, MASK_C, PERIODS_UNUSED, CLOCK_UNUSED, X };  // X, W_IH, B_IH: inference input
 
 struct Spec {
   int64_t T, B, H, P, GH, Dgx, GW;
   int64_t oi, of, og, oo;  // offset of each gate block in a row of gates; -1 if the gate is absent
   bool has_i, has_f, has_o, cifg, niaf, noaf, peep, depth, ln, proj;
 
-  Spec(const Tensor& gx, const Tensor& w_hh, bool proj_, int64_t flags, int64_t H_)
-      : T(gx.size(0)), B(gx.size(1)), H(H_), P(w_hh.size(1)), GH(w_hh.size(0)), Dgx(gx.size(2)) {
+  Spec(int64_t T_, int64_t B_, int64_t Dgx_, const Tensor& w_hh, bool proj_, int64_t flags, int64_t H_)
+      : T(T_), B(B_), H(H_), P(w_hh.size(1)), GH(w_hh.size(0)), Dgx(Dgx_) {
     has_i = flags & kHasI;
     has_f = flags & kHasF;
     has_o = flags & kHasO;
@@ -273,11 +273,12 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
 template <typename T>
 Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t H_, bool all_states,
                 double zoneout_rate, bool save) {
-  const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
+  const Tensor w_hh_t = *get(in, W_HH);
   const auto w_hr_o = get(in, W_HR);
-  const Spec s(gx_t, w_hh_t, w_hr_o.has_value(), flags, H_);
+  const auto [steps, batch, width, gx_t] = input_dims(get(in, GX), aux, X);
+  const Spec s(steps, batch, width, w_hh_t, w_hr_o.has_value(), flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, P = s.P, GH = s.GH, GW = s.GW, Dgx = s.Dgx;
-  const T* gx = gx_t.data_ptr<T>();
+  StepInput<T> input = step_input<T>(get(in, GX), aux, X);
   const T* h0 = get(in, H0)->data_ptr<T>();
   const T* c0 = get(in, C0)->data_ptr<T>();
   const T* w_hr = ptr_or_null<T>(w_hr_o);
@@ -307,6 +308,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   if (s.proj) Whr_T.emplace(w_hr, H, H, P, true, T_ * B);  // W_hr^T (H, P)
   auto row = s.ln ? (s.depth ? &forward_row<T, true, true> : &forward_row<T, true, false>)
                   : (s.depth ? &forward_row<T, false, true> : &forward_row<T, false, false>);
+  const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 30.0 * GW;
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -318,49 +320,48 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     T* ct = cseq + (t % c_slots) * B * H;
     T* ctil = mix ? Ct_t.data_ptr<T>() + slot * B * H : ct;  // c~ before mixing (c_t itself without mixing)
     T* ht = hseq + t * B * P;
-    const T* gxt = gx + t * B * Dgx;
+    const T* gxt = input.at(t);
 
-    prefetch(gxt, B * Dgx * sizeof(T));
-    // recurrent product (B, GH) = h_{t-1} (B, P) W_hh^T (P, GH): into the gates (or Z for layer norm)
-    W_T.multiply(B, hprev, P, s.ln ? Zt : Gt, s.ln ? GH : GW, false);
-
-    for_rows(B, 8 * GW, [&](int64_t b, int thread) {
+    for_step_rows(B, flops_per_row, W_T.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      const int64_t n = r1 - r0;
+      // recurrent product (n, GH) = h_{t-1} (n, P) W_hh^T (P, GH): into the gates (or Z for layer norm)
+      W_T.multiply(n, hprev + r0 * P, P, s.ln ? Zt + r0 * GH : Gt + r0 * GW, s.ln ? GH : GW, false, nullptr, false);
       T* kbuf = tb.rows<T>(thread);  // keep factors (M,)
       T* rbuf = kbuf + M;            // r when it must still be mixed into h_t (H,)
       T* sink = rbuf + H;            // absent gates (H,)
-      T* g = Gt + b * GW;
-      const T* cp = cprev + b * H;
-      T* cn = ctil + b * H;
-      T* out = s.proj ? Rt + b * H : (mix ? rbuf : ht + b * P);
-      row(a, gxt + b * Dgx, s.ln ? Zt + b * GH : g, g, cp, cn, out, sink);
-      if (mix) {  // c_t = k c_{t-1} + (1 - k) c~;  h_t = k h_{t-1} + (1 - k) r  (after the projection if any)
-        T* c_out = ct + b * H;
-        keep_c.row(t, b, kbuf);
+      for (int64_t b = r0; b < r1; ++b) {
+        T* g = Gt + b * GW;
+        const T* cp = cprev + b * H;
+        T* cn = ctil + b * H;
+        T* out = s.proj ? Rt + b * H : (mix ? rbuf : ht + b * P);
+        row(a, gxt + b * Dgx, s.ln ? Zt + b * GH : g, g, cp, cn, out, sink);
+        if (mix) {  // c_t = k c_{t-1} + (1 - k) c~;  h_t = k h_{t-1} + (1 - k) r  (after the projection if any)
+          T* c_out = ct + b * H;
+          keep_c.row(t, b, kbuf);
 #pragma omp simd
-        for (int64_t u = 0; u < H; ++u) c_out[u] = kbuf[u] * cp[u] + (T(1) - kbuf[u]) * cn[u];
-        if (!s.proj) {
-          const T* hp = hprev + b * P;
-          T* hn = ht + b * P;
-          keep_h.row(t, b, kbuf);
+          for (int64_t u = 0; u < H; ++u) c_out[u] = kbuf[u] * cp[u] + (T(1) - kbuf[u]) * cn[u];
+          if (!s.proj) {
+            const T* hp = hprev + b * P;
+            T* hn = ht + b * P;
+            keep_h.row(t, b, kbuf);
 #pragma omp simd
-          for (int64_t u = 0; u < P; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * rbuf[u];
+            for (int64_t u = 0; u < P; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * rbuf[u];
+          }
+        }
+      }
+      if (s.proj) {  // h~ (n, P) = r (n, H) W_hr^T (H, P), then mixing
+        Whr_T->multiply(n, Rt + r0 * H, H, ht + r0 * P, P, false, nullptr, false);
+        if (mix) {
+          for (int64_t b = r0; b < r1; ++b) {
+            const T* hp = hprev + b * P;
+            T* hn = ht + b * P;
+            keep_h.row(t, b, kbuf);
+#pragma omp simd
+            for (int64_t u = 0; u < P; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * hn[u];
+          }
         }
       }
     });
-
-    if (s.proj) {  // h~ (B, P) = r (B, H) W_hr^T (H, P), then mixing
-      Whr_T->multiply(B, Rt, H, ht, P, false);
-      if (mix) {
-        for_rows(B, P, [&](int64_t b, int thread) {
-          T* kbuf = tb.rows<T>(thread);
-          const T* hp = hprev + b * P;
-          T* hn = ht + b * P;
-          keep_h.row(t, b, kbuf);
-#pragma omp simd
-          for (int64_t u = 0; u < P; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * hn[u];
-        });
-      }
-    }
   }
 
   // final states: the last step (a finished sequence kept its state since its end)
@@ -379,7 +380,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
                              const OptTensors& aux, int64_t flags, int64_t H_, double zoneout_rate) {
   const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
   const auto w_hr_o = get(in, W_HR);
-  const Spec s(gx_t, w_hh_t, w_hr_o.has_value(), flags, H_);
+  const Spec s(gx_t.size(0), gx_t.size(1), gx_t.size(2), w_hh_t, w_hr_o.has_value(), flags, H_);
   const int64_t T_ = s.T, B = s.B, H = s.H, P = s.P, GH = s.GH, GW = s.GW, Dgx = s.Dgx;
   const T* h0 = get(in, H0)->data_ptr<T>();
   const T* c0 = get(in, C0)->data_ptr<T>();
@@ -427,6 +428,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   if (s.proj) Whr.emplace(w_hr, H, P, H, false, T_ * B);  // W_hr (P, H)
   auto row = s.ln ? (s.depth ? &backward_row<T, true, true> : &backward_row<T, true, false>)
                   : (s.depth ? &backward_row<T, false, true> : &backward_row<T, false, false>);
+  const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 40.0 * GW;
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();   // dh_t (B, P)
@@ -455,72 +457,66 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         std::memcpy(dht_row, d, P * sizeof(T));
       }
     };
-    const T* dr_all = nullptr;  // dr (B, H)
-    if (s.proj) {
-      T* DHt = DHt_t.data_ptr<T>() + t * B * P;
-      for_rows(B, P, [&](int64_t b, int thread) { split_h(b, tb.rows<T>(thread), DHt + b * P); });
-      Whr->multiply(B, DHt, P, dR_t.data_ptr<T>(), H, false);  // dr = dh~ W_hr
-      dr_all = dR_t.data_ptr<T>();
-    }
-    if (d_cseq) {
-      const T* dcs = d_cseq + t * B * H;
-      for (int64_t j = 0; j < B * H; ++j) dc[j] += dcs[j];
-    }
-
-    for_rows(B, 10 * GW, [&](int64_t b, int thread) {
+    T* dR = s.proj ? dR_t.data_ptr<T>() : nullptr;  // dr (B, H) with a projection
+    for_step_rows(B, flops_per_row, Wp.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      const int64_t n = r1 - r0;
       T* kbuf = tb.rows<T>(thread);  // keep factors (M,)
       T* dr_row = kbuf + M;          // dr when h is mixed (M,)
       T* dct = dr_row + M;           // dc~ (H,)
       T* sink = dct + H;             // gradients of absent gates (H,)
       double* acc = tb.accumulators(thread);
-      const T* dr;
-      if (s.proj) {
-        dr = dr_all + b * H;
-      } else {
-        split_h(b, kbuf, mix ? dr_row : dh + b * P);
-        dr = mix ? dr_row : dh + b * P;
+      if (s.proj) {  // dr (n, H) = dh~ (n, P) W_hr (P, H)
+        T* DHt = DHt_t.data_ptr<T>() + t * B * P;
+        for (int64_t b = r0; b < r1; ++b) split_h(b, kbuf, DHt + b * P);
+        Whr->multiply(n, DHt + r0 * P, P, dR + r0 * H, H, false, nullptr, false);
       }
-      const T* cp = cprev + b * H;
-      const T* cn = ctil + b * H;
-      T* dx = dxt + b * Dgx;
-      if (mix) keep_c.row(t, b, kbuf);
-      row(a, Gt + b * GW, cp, cn, dr, mix ? kbuf : a.zeros, dc + b * H, dx, dct, sink, acc + a_lnc);
-      if (s.depth) {
-        const T* cl = Gt + b * GW + GH + H;
-        double* a_cd = acc + a_dep;
-        double* a_ld = acc + a_dep + H;
-        for (int64_t u = 0; u < H; ++u) {
-          a_cd[u] += static_cast<double>(dx[GH + u] * cp[u]);
-          a_ld[u] += static_cast<double>(dx[GH + u] * cl[u]);
+      if (d_cseq) {
+        const T* dcs = d_cseq + t * B * H;
+        for (int64_t j = r0 * H; j < r1 * H; ++j) dc[j] += dcs[j];
+      }
+      for (int64_t b = r0; b < r1; ++b) {
+        const T* dr;
+        if (s.proj) {
+          dr = dR + b * H;
+        } else {
+          split_h(b, kbuf, mix ? dr_row : dh + b * P);
+          dr = mix ? dr_row : dh + b * P;
+        }
+        const T* cp = cprev + b * H;
+        const T* cn = ctil + b * H;
+        T* dx = dxt + b * Dgx;
+        if (mix) keep_c.row(t, b, kbuf);
+        row(a, Gt + b * GW, cp, cn, dr, mix ? kbuf : a.zeros, dc + b * H, dx, dct, sink, acc + a_lnc);
+        if (s.depth) {
+          const T* cl = Gt + b * GW + GH + H;
+          double* a_cd = acc + a_dep;
+          double* a_ld = acc + a_dep + H;
+          for (int64_t u = 0; u < H; ++u) {
+            a_cd[u] += static_cast<double>(dx[GH + u] * cp[u]);
+            a_ld[u] += static_cast<double>(dx[GH + u] * cl[u]);
+          }
+        }
+        if (s.peep) {
+          double* ap = acc + a_peep;
+          for (int64_t u = 0; u < H; ++u) {
+            ap[u] += static_cast<double>(dx[s.oi + u] * cp[u]);
+            ap[H + u] += static_cast<double>(dx[s.of + u] * cp[u]);
+            ap[2 * H + u] += static_cast<double>(dx[s.oo + u] * cn[u]);
+          }
+        }
+        if (s.ln) {  // dA = LN'(da) per gate block
+          const T* z = Z + (t * B + b) * GH;
+          T* dz = dA + (t * B + b) * GH;
+          for (int64_t k = 0; k < GH; k += H) {
+            T m, r;
+            ln_stats(z + k, H, m, r);
+            ln_backward(z + k, H, m, r, a.ln_hh + k, dx + k, dz + k, acc + a_lnhh + k);
+          }
         }
       }
-      if (s.peep) {
-        double* ap = acc + a_peep;
-        for (int64_t u = 0; u < H; ++u) {
-          ap[u] += static_cast<double>(dx[s.oi + u] * cp[u]);
-          ap[H + u] += static_cast<double>(dx[s.of + u] * cp[u]);
-          ap[2 * H + u] += static_cast<double>(dx[s.oo + u] * cn[u]);
-        }
-      }
-      if (s.ln) {  // dA = LN'(da) per gate block
-        const T* z = Z + (t * B + b) * GH;
-        T* dz = dA + (t * B + b) * GH;
-        for (int64_t k = 0; k < GH; k += H) {
-          T m, r;
-          ln_stats(z + k, H, m, r);
-          ln_backward(z + k, H, m, r, a.ln_hh + k, dx + k, dz + k, acc + a_lnhh + k);
-        }
-      }
+      // dh_{t-1} (n, P) (+)= dA_t (n, GH) W_hh (GH, P)
+      Wp.multiply(n, dA + (t * B + r0) * ldA, ldA, dhn + r0 * P, P, mix, nullptr, false);
     });
-
-    if (t > 0) {  // what the next (earlier) step reads
-      prefetch(G + (t - 1) * B * GW, B * GW * sizeof(T));
-      prefetch(Ct + (t - 1) * B * H, B * H * sizeof(T));
-      prefetch(t > 1 ? cseq + (t - 2) * B * H : c0, B * H * sizeof(T));
-      if (d_hseq) prefetch(d_hseq + (t - 1) * B * P, B * P * sizeof(T));
-    }
-    // dh_{t-1} (B, P) (+)= dA_t (B, GH) W_hh (GH, P)
-    Wp.multiply(B, dA + t * B * ldA, ldA, dhn, P, mix);
     std::swap(dh_a, dh_b);
   }
 
@@ -544,7 +540,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
 }
 Outputs lstm_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
                      double zoneout_rate, bool save) {
-  const Tensor gx = *get(in, GX);
+  const Tensor gx = get(in, GX) ? *get(in, GX) : *get(aux, X);  // gx, or x in inference
   if (gx.scalar_type() == at::kDouble) return forward<double>(in, aux, flags, hidden, all_states, zoneout_rate, save);
   TORCH_CHECK(gx.scalar_type() == at::kFloat, "rnnlab lstm: float32 or float64 expected, got ", gx.scalar_type());
   return forward<float>(in, aux, flags, hidden, all_states, zoneout_rate, save);

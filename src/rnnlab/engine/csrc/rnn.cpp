@@ -18,7 +18,7 @@ namespace {
 
 constexpr int64_t kRelu = 1, kClockwork = 2, kLayerNorm = 256;
 enum { GX, H0, W_HH, B_HH, LN_HH };                    // inputs, in rnnlab/engine/fused.py's order
-enum { LENGTHS, MASK_H, MASK_UNUSED, PERIODS, CLOCK0 };  // aux
+enum { LENGTHS, MASK_H, MASK_UNUSED, PERIODS, CLOCK0, X };  // aux; X, W_IH, B_IH: inference input
 
 template <typename T> Keep<T> make_rnn_keep(const OptTensors& aux, double zoneout_rate, int64_t B, int64_t H) {
   Keep<T> keep = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, H);
@@ -33,13 +33,13 @@ template <typename T> Keep<T> make_rnn_keep(const OptTensors& aux, double zoneou
 // only; else hseq is h~), Z (T,B,H) raw products (layer_norm only)].
 template <typename T>
 Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, double zoneout_rate, bool save) {
-  const Tensor gx_t = *get(in, GX), w_hh_t = *get(in, W_HH);
-  const int64_t T_ = gx_t.size(0), B = gx_t.size(1), H = gx_t.size(2);
+  const Tensor w_hh_t = *get(in, W_HH);
+  const auto [T_, B, H, gx_t] = input_dims(get(in, GX), aux, X);
+  StepInput<T> input = step_input<T>(get(in, GX), aux, X);
   TORCH_CHECK(w_hh_t.size(0) == H && w_hh_t.size(1) == H, "rnnlab rnn: weight_hh of shape ", w_hh_t.sizes(),
               " does not match hidden size ", H);
   const bool relu = flags & kRelu, ln = flags & kLayerNorm;
   const ConstRows<T> consts(H);
-  const T* gx = gx_t.data_ptr<T>();
   const T* h0 = get(in, H0)->data_ptr<T>();
   const T* W = w_hh_t.data_ptr<T>();
   const T* bias = or_const(get(in, B_HH), consts.zeros.data());
@@ -63,10 +63,8 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, doub
     T* ht = hseq + t * B * H;
     T* htil = mix ? Ht_t.data_ptr<T>() + slot * B * H : ht;  // h~ (h_t itself without mixing)
     T* Zt = ln ? Z_t.data_ptr<T>() + slot * B * H : htil;
-    const T* gxt = gx + t * B * H;
-    prefetch(gxt, B * H * sizeof(T));
-    W_T.multiply(B, hprev, H, Zt, H, false);  // (B, H) = h_{t-1} W_hh^T
-    for_rows(B, 6 * H, [&](int64_t b, int thread) {
+    const T* gxt = input.at(t);
+    auto rows = [&](int64_t b, int thread) {
       const T* x = gxt + b * H;
       const T* z = Zt + b * H;
       T* a = htil + b * H;
@@ -92,6 +90,10 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, doub
 #pragma omp simd
         for (int64_t u = 0; u < H; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * a[u];
       }
+    };
+    for_step_rows(B, 2.0 * H * H + 20.0 * H, W_T.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      W_T.multiply(r1 - r0, hprev + r0 * H, H, Zt + r0 * H, H, false, nullptr, false);  // h_{t-1} W_hh^T
+      for (int64_t b = r0; b < r1; ++b) rows(b, thread);
     });
   }
   Tensor hT = hseq_t[T_ - 1].clone();
@@ -140,7 +142,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     const T* htil = Htil + t * B * H;
     T* dxt = dgx + t * B * H;
     const T* dhs = d_hseq ? d_hseq + t * B * H : nullptr;
-    for_rows(B, 6 * H, [&](int64_t b, int thread) {
+    auto rows = [&](int64_t b, int thread) {
       double* acc = tb.accumulators(thread);
       T* d = dh + b * H;
       const T* hv = htil + b * H;
@@ -173,13 +175,12 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         ln_stats(z, H, mean, rstd);
         ln_backward(z, H, mean, rstd, gain, dx, dA + (t * B + b) * H, acc + a_gain);
       }
+    };
+    for_step_rows(B, 2.0 * H * H + 30.0 * H, Wp.bytes(), [&](int64_t r0, int64_t r1, int thread) {
+      for (int64_t b = r0; b < r1; ++b) rows(b, thread);
+      // dh_{t-1} (+)= dA_t (n, H) W_hh (H, H)
+      Wp.multiply(r1 - r0, dA + (t * B + r0) * H, H, dhn + r0 * H, H, mix, nullptr, false);
     });
-    if (t > 0) {  // what the next (earlier) step reads
-      prefetch(Htil + (t - 1) * B * H, B * H * sizeof(T));
-      if (d_hseq) prefetch(d_hseq + (t - 1) * B * H, B * H * sizeof(T));
-    }
-    // dh_{t-1} (+)= dA_t (B, H) W_hh (H, H)
-    Wp.multiply(B, dA + t * B * H, H, dhn, H, mix);
     std::swap(dh_a, dh_b);
   }
   Tensor dW_t = at::empty_like(w_hh_t);
@@ -197,7 +198,7 @@ Outputs rnn_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, 
                     double zoneout_rate, bool save) {
   (void)hidden;
   (void)all_states;  // the clock of a Clockwork state is computed in Python
-  const Tensor gx = *get(in, GX);
+  const Tensor gx = get(in, GX) ? *get(in, GX) : *get(aux, X);  // gx, or x in inference
   if (gx.scalar_type() == at::kDouble) return forward<double>(in, aux, flags, zoneout_rate, save);
   TORCH_CHECK(gx.scalar_type() == at::kFloat, "rnnlab rnn: float32 or float64 expected, got ", gx.scalar_type());
   return forward<float>(in, aux, flags, zoneout_rate, save);
