@@ -60,6 +60,8 @@ def test_forward_flops_counts_every_gemm():
     (dict(families=("lstm", "tcn")), "unknown cell family 'tcn'"),
     (dict(shapes=((4, 2, 3),)), "four positive ints"),
     (dict(rounds=0), "rounds must be at least 1"),
+    (dict(clock="cpu"), "needs threads=1"),
+    (dict(clock="sundial"), "clock must be"),
 ])
 def test_bad_config_is_an_input_error(bad, message):
     with pytest.raises(InputError, match=message):

@@ -73,6 +73,8 @@ class BenchConfig:
     streaming_size: tuple[int, int] = (256, 256)  # (I, H) of the streaming LSTM
     streaming_steps: int = 200
     threads: int | None = None  # torch.set_num_threads; None: torch's default
+    clock: str = "wall"  # "wall": elapsed time; "cpu": this process's CPU time (steadier on a shared machine,
+    #                      meaningful with threads=1 only: other threads' spinning would count)
     seed: int = 0
 
     @classmethod
@@ -114,16 +116,20 @@ def forward_flops(layer: torch.nn.Module, T: int, B: int) -> float:
 
 
 # ---- timing ------------------------------------------------------------------------------------------------
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter  # set by run_bench from BenchConfig.clock
+
+
 def _timed(fn: Callable[[], object], min_seconds: float) -> float:
     """Seconds per call of ``fn``: repeated until the sample lasts ``min_seconds``; GC off meanwhile."""
     calls, elapsed = 0, 0.0
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = _clock()
         while True:
             fn()
             calls += 1
-            elapsed = time.perf_counter() - start
+            elapsed = _clock() - start
             if elapsed >= min_seconds:
                 break
     finally:
@@ -362,8 +368,9 @@ def machine_info() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "rnnlab": rnnlab.__version__}
+            "python": platform.python_version(), "rnnlab": rnnlab.__version__, "load_average_1min": load}
 
 
 def validate(cfg: BenchConfig) -> None:
@@ -375,13 +382,21 @@ def validate(cfg: BenchConfig) -> None:
             raise InputError(f"a shape is four positive ints T,B,I,H; got {shape!r}")
     if cfg.rounds < 1:
         raise InputError(f"rounds must be at least 1, got {cfg.rounds}")
+    if cfg.clock not in CLOCKS:
+        raise InputError(f"clock must be 'wall' or 'cpu', got {cfg.clock!r}")
+    if cfg.clock == "cpu" and cfg.threads != 1:
+        raise InputError("clock='cpu' measures this process's CPU time, which adds up every thread's; it needs "
+                         f"threads=1, got {cfg.threads}")
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
     """Measure everything ``cfg`` asks for; see the module docstring for what and how."""
+    global _clock
     validate(cfg)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    _clock = CLOCKS[cfg.clock]
+    machine = machine_info()
     from rnnlab.engine import build
 
     if not build.load():  # warns once; the "fused" rows then time the reference engine
@@ -397,7 +412,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         if progress:
             progress("streaming")
         streaming = bench_streaming(cfg)
-    return BenchResult(cfg, machine_info(), gemm, rows, streaming)
+    return BenchResult(cfg, machine, gemm, rows, streaming)
 
 
 # ---- output -------------------------------------------------------------------------------------------------
@@ -415,7 +430,9 @@ def render(result: BenchResult, console=None) -> None:
         if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
             console = Console(width=170)
     m, gemm = result.machine, result.gemm
-    console.print(f"[bold]rnnlab bench[/bold]  {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
+    load = m.get("load_average_1min")
+    console.print(f"[bold]rnnlab bench[/bold]  {m['cpu']}, {m['threads']} threads, torch {m['torch']}, "
+                  f"{result.config.clock} clock, load average {_fmt(load)} on {m['cores']} cores; "
                   f"GEMM fp32 2048^2: MKL {_fmt(gemm.get('mkl'), '.0f')} GFLOP/s, oneDNN "
                   f"{_fmt(gemm.get('onednn'), '.0f')} GFLOP/s")
     console.print("times: median ms over interleaved rounds; x = torch time / rnnlab time (> 1: rnnlab faster); "
