@@ -97,8 +97,12 @@ def test_killed_process_resumes_to_the_same_results(tmp_path):
     a = json.loads((killed / "results.json").read_text())
     config = RunConfig.from_dict(json.loads((killed / "config.json").read_text()))
     b = _train(config, tmp_path / "whole")  # the same run, uninterrupted, in this process
-    assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
-    assert _losses(killed) == _losses(tmp_path / "whole")
+    # Equal up to float32 round-off: this process and the CLI's may pick differently aligned buffers, and
+    # oneDNN/MKL reduction order can follow alignment. (Reruns in the same kind of process are bit-identical:
+    # see the determinism tests.)
+    assert a["best_step"] == b["best_step"]
+    assert a["metrics"] == pytest.approx(b["metrics"], rel=1e-6)
+    assert _losses(killed) == pytest.approx(_losses(tmp_path / "whole"), rel=1e-6)
 
 
 def test_early_stopping(tiny_digits, tmp_path):
