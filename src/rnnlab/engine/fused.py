@@ -103,7 +103,10 @@ class FusedSequence(torch.autograd.Function):
     def forward(ctx, kernel: Kernel, aux: list, *inputs):
         outputs, saved = kernel.forward(list(inputs), aux, all_states=True, save=True)
         ctx.kernel, ctx.aux = kernel, aux
-        ctx.save_for_backward(*inputs, outputs[0], *saved)
+        # the backward needs gx's shape and dtype, not its values: keep a one-element stand-in, so that the
+        # projections of every step (T, B, D_gx) are freed as soon as the layer drops them
+        gx = inputs[0]
+        ctx.save_for_backward(gx.new_empty(1).expand(gx.shape), *inputs[1:], outputs[0], *saved)
         ctx.set_materialize_grads(False)
         return tuple(outputs)
 

@@ -84,16 +84,16 @@ template <typename T> inline void product_block(const T* z, int64_t n, const T* 
   }
 }
 
-// Backward of product_block for each H-block of [0, n): da -> dz (may alias da when there is no LN);
-// bias and gain gradients into the accumulators.
+// Backward of product_block for each H-block of [0, n): da -> dz (may alias da when there is no LN); with
+// LN, the bias and gain gradients into the accumulators (without, the bias is summed over dz = da at the end).
 template <typename T>
 inline void product_block_backward(const T* z, int64_t n, int64_t H, const T* gain, const T* da, T* dz,
                                    double* acc_bias, double* acc_gain) {
-  for (int64_t u = 0; u < n; ++u) acc_bias[u] += static_cast<double>(da[u]);
-  if (!gain) {
+  if (!gain) {  // dA = da; the bias gradient is summed over dA after the loop
     if (dz != da) std::memcpy(dz, da, n * sizeof(T));
     return;
   }
+  for (int64_t u = 0; u < n; ++u) acc_bias[u] += static_cast<double>(da[u]);
   for (int64_t k = 0; k < n; k += H) {
     T mean, rstd;
     ln_stats(z + k, H, mean, rstd);
@@ -178,6 +178,32 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
       const T* x = gxt + b * Dgx;
       T* za = Zt + b * GHh;  // raw products; with layer norm kept raw, the activations go to g
       T* g = Gt + b * GW;
+      if (s.reset_after && !s.ln) {  // vanilla without layer norm: the whole row in one pass
+        const T* hp = hprev + b * H;
+        T* hn = ht + b * H;
+        const T *xr = x, *xz = x + H, *xn = x + 2 * H, *zr = za, *zz = za + H, *zn = za + 2 * H;
+        const T *br = bias, *bz = bias + H, *bn = bias + 2 * H;
+        T *gr = g, *gz = g + H, *gn = g + 2 * H, *gan = g + 3 * H;
+#pragma omp simd
+        for (int64_t u = 0; u < H; ++u) {
+          const T r = sigmoid(xr[u] + zr[u] + br[u]);
+          const T z = sigmoid(xz[u] + zz[u] + bz[u]);
+          const T an = zn[u] + bn[u];
+          const T nv = fast_tanh(xn[u] + r * an);
+          gr[u] = r;
+          gz[u] = z;
+          gn[u] = nv;
+          gan[u] = an;
+          hn[u] = (T(1) - z) * nv + z * hp[u];
+        }
+        if (mix) {
+          T* kbuf = tb.rows<T>(thread);
+          keep.row(t, b, kbuf);
+#pragma omp simd
+          for (int64_t u = 0; u < H; ++u) hn[u] = kbuf[u] * hp[u] + (T(1) - kbuf[u]) * hn[u];
+        }
+        return;
+      }
       // r and z
       T* ar = g;  // A_r, then r
       T* az = g + H;
@@ -264,22 +290,36 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
 
   const auto opts = gx_t.options();
   Tensor dgx_t = at::empty({T_, B, Dgx}, opts);
-  Tensor dZ_t = at::empty({T_, B, GHh}, opts);  // gradients of the raw products, all steps
+  // Gradients of the recurrent products (one H-block per gate row block of W_hh), all steps. With layer norm
+  // they are LN'(dA) and get their own buffer dZ; without, dA of r, z and of the candidate are the gx
+  // gradients of those gates, except vanilla's candidate (dA_n = da_n r), kept in DN.
+  Tensor dZ_t = s.ln ? at::empty({T_, B, GHh}, opts) : none_tensor(gx_t);
+  Tensor DN_t = !s.ln && s.reset_after ? at::empty({T_, B, H}, opts) : none_tensor(gx_t);
   Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, opts);
   Tensor dh_b = at::empty({B, H}, opts);
   Tensor dz_t = at::empty({B, H}, opts);  // dz between the two row passes
   Tensor dq_t = at::empty({B, H}, opts);  // dq (B, H), or d tanh(h) for mut3
   T* dgx = dgx_t.data_ptr<T>();
-  T* dZ = dZ_t.data_ptr<T>();
+  T* dZ = s.ln ? dZ_t.data_ptr<T>() : nullptr;
+  T* DN = DN_t.numel() ? DN_t.data_ptr<T>() : nullptr;
+  // (base, row stride) of the gradient of the product block at W_hh row offset `col`, over all T*B rows
+  auto dA = [&](int64_t col) -> std::pair<T*, int64_t> {
+    if (s.ln) return {dZ + col, GHh};
+    if (col == s.an) return s.reset_after ? std::pair<T*, int64_t>{DN, H} : std::pair<T*, int64_t>{dgx + s.xn, Dgx};
+    return {dgx + col, Dgx};  // r at 0, z at H: the same columns in gx and W_hh
+  };
   T* dzb = dz_t.data_ptr<T>();
   T* dq = dq_t.data_ptr<T>();
   const int64_t a_bias = 0, a_gain = GHh;
   ThreadBuffers tb(2 * GHh * sizeof(T), 2 * GHh);
 
-  const PackedB<T> Wh(W, H, s.n1, H, false, T_ * B);  // W_h (n1, H)
+  // W_h (n1, H): the rows fed h_{t-1}; vanilla without layer norm splits off the candidate's rows, whose
+  // gradient lives apart (DN)
+  const int64_t nh1 = !s.ln && s.reset_after ? 2 * H : s.n1;
+  const PackedB<T> Wh(W, H, nh1, H, false, T_ * B);
   std::optional<PackedB<T>> Wz, Wn;
   if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false, T_ * B);
-  if (!s.reset_after) Wn.emplace(W + s.an * H, H, H, H, false, T_ * B);
+  if (!s.reset_after || !s.ln) Wn.emplace(W + s.an * H, H, H, H, false, T_ * B);
   const double flops_per_row = 2.0 * H * GHh + 40.0 * GW;
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
@@ -288,13 +328,14 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     const T* hprev = t ? hseq + (t - 1) * B * H : h0;
     const T* Gt = G + t * B * GW;
     T* dxt = dgx + t * B * Dgx;
-    T* dZt = dZ + t * B * GHh;
+    T* dZt = s.ln ? dZ + t * B * GHh : nullptr;
     const T* Zt = Z ? Z + t * B * GHh : nullptr;
     const T* dhs = d_hseq ? d_hseq + t * B * H : nullptr;
 
     // the candidate, z, and (vanilla) r
     auto candidate = [&](int64_t b, int thread) {
-      T* da = tb.rows<T>(thread);  // dA of this row (GHh,), before the layer norms
+      T* scratch = tb.rows<T>(thread);
+      T* da = scratch;  // dA of this row (GHh,), before the layer norms
       double* acc = tb.accumulators(thread);
       const T* g = Gt + b * GW;
       const T* r = g;
@@ -311,11 +352,11 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
       }
       const T* kk = consts.zeros.data();
       if (mix) {
-        T* kbuf = da + GHh;
+        T* kbuf = scratch + GHh;
         keep.row(t, b, kbuf);
         kk = kbuf;
       }
-      T* dan = da + s.an;
+      T* dan = s.reset_after && !s.ln ? DN + (t * B + b) * H : da + s.an;
 #pragma omp simd
       for (int64_t u = 0; u < H; ++u) {
         const T dht = (T(1) - kk[u]) * d[u];
@@ -341,11 +382,11 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
           dx[u] = dar;
           dx[H + u] = daz;
         }
-        product_block_backward(Zt ? Zt + b * GHh : nullptr, GHh, H, gain, da, dZt + b * GHh, acc + a_bias,
-                               acc + a_gain);
-      } else {
-        product_block_backward(Zt ? Zt + b * GHh + s.an : nullptr, H, H, gain ? gain + s.an : nullptr, dan,
-                               dZt + b * GHh + s.an, acc + a_bias + s.an, acc + a_gain + s.an);
+        if (s.ln)
+          product_block_backward(Zt + b * GHh, GHh, H, gain, da, dZt + b * GHh, acc + a_bias, acc + a_gain);
+      } else if (s.ln) {
+        product_block_backward(Zt + b * GHh + s.an, H, H, gain + s.an, dan, dZt + b * GHh + s.an,
+                               acc + a_bias + s.an, acc + a_gain + s.an);
       }
     };
     // r and z of the variants that reset before the candidate's product (q = r h_{t-1})
@@ -371,21 +412,25 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         std::memcpy(dx, da, H * sizeof(T));  // dx_r (mgu: dx_f)
         if (s.z_source != kZIsR) std::memcpy(dx + s.xz, da + H, H * sizeof(T));
         const int64_t nh = s.z_source == kZFromTanhH ? 2 * H : s.n1;  // blocks from h (and tanh h)
-        product_block_backward(Zt ? Zt + b * GHh : nullptr, nh, H, gain, da, dZt + b * GHh, acc + a_bias,
-                               acc + a_gain);
+        if (s.ln) product_block_backward(Zt + b * GHh, nh, H, gain, da, dZt + b * GHh, acc + a_bias, acc + a_gain);
     };
 
     for_step_rows(B, flops_per_row, Wh.bytes(), [&](int64_t r0, int64_t r1, int thread) {
       const int64_t n = r1 - r0;
       for (int64_t b = r0; b < r1; ++b) candidate(b, thread);
+      const int64_t row0 = t * B + r0;
       if (!s.reset_after) {  // dq (n, H) = dA_n (n, H) W_n (H, H);  q = r h_{t-1}
-        Wn->multiply(n, dZt + r0 * GHh + s.an, GHh, dq + r0 * H, H, false, nullptr, false);
+        const auto [an, ld] = dA(s.an);
+        Wn->multiply(n, an + row0 * ld, ld, dq + r0 * H, H, false, nullptr, false);
         for (int64_t b = r0; b < r1; ++b) reset(b, thread);
       }
       // dh_{t-1} += dA_h (n, n1) W_h (n1, H)
-      Wh.multiply(n, dZt + r0 * GHh, GHh, dhn + r0 * H, H, true, nullptr, false);
+      const auto [ah, ldh] = dA(0);
+      Wh.multiply(n, ah + row0 * ldh, ldh, dhn + r0 * H, H, true, nullptr, false);
+      if (s.reset_after && !s.ln) Wn->multiply(n, DN + row0 * H, H, dhn + r0 * H, H, true, nullptr, false);
       if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
-        Wz->multiply(n, dZt + r0 * GHh + H, GHh, dq + r0 * H, H, false, nullptr, false);
+        const auto [az, ldz] = dA(H);
+        Wz->multiply(n, az + row0 * ldz, ldz, dq + r0 * H, H, false, nullptr, false);
         const T* THt = TH + t * B * H;
         for (int64_t j = r0 * H; j < r1 * H; ++j) dhn[j] += dq[j] * (T(1) - THt[j] * THt[j]);
       }
@@ -396,18 +441,34 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   // weight gradients: one GEMM over all steps per product input
   Tensor dW_t = at::empty_like(w_hh_t);
   T* dW = dW_t.data_ptr<T>();
-  gemm_prev<T>(T_, B, s.n1, H, dZ, GHh, h0, hseq, dW, false);  // rows [0, n1): sum_t dA_h^T h_{t-1}
-  if (s.z_source == kZFromTanhH)
-    gemm<T>(true, false, H, H, T_ * B, T(1), dZ + H, GHh, TH, H, T(0), dW + H * H, H);
-  if (!s.reset_after)
-    gemm<T>(true, false, H, H, T_ * B, T(1), dZ + s.an, GHh, Q, H, T(0), dW + s.an * H, H);
+  const auto [ah, ldh] = dA(0);
+  gemm_prev<T>(T_, B, nh1, H, ah, ldh, h0, hseq, dW, false);  // rows [0, nh1): sum_t dA_h^T h_{t-1}
+  if (s.reset_after && !s.ln) gemm_prev<T>(T_, B, H, H, DN, H, h0, hseq, dW + 2 * H * H, false);
+  if (s.z_source == kZFromTanhH) {
+    const auto [az, ldz] = dA(H);
+    gemm<T>(true, false, H, H, T_ * B, T(1), az, ldz, TH, H, T(0), dW + H * H, H);
+  }
+  if (!s.reset_after) {
+    const auto [an, ld] = dA(s.an);
+    gemm<T>(true, false, H, H, T_ * B, T(1), an, ld, Q, H, T(0), dW + s.an * H, H);
+  }
   auto reduced = [&](const std::optional<Tensor>& like, int64_t offset) {
     if (!like) return none_tensor(gx_t);
     Tensor out = at::empty_like(*like);
     tb.reduce(offset, out.numel(), out.data_ptr<T>());
     return out;
   };
-  return {dgx_t, dh_a, dW_t, reduced(bias_o, a_bias), reduced(gain_o, a_gain)};
+  Tensor db_t = none_tensor(gx_t);
+  if (bias_o && s.ln) {
+    db_t = reduced(bias_o, a_bias);
+  } else if (bias_o) {  // the sum of each block's dA over all T*B rows
+    db_t = at::empty({GHh}, opts);
+    for (int64_t col = 0; col < GHh; col += H) {
+      const auto [base, ld] = dA(col);
+      db_t.narrow(0, col, H).copy_(at::from_blob(base, {T_ * B, H}, {ld, 1}, opts).sum(0));
+    }
+  }
+  return {dgx_t, dh_a, dW_t, db_t, reduced(gain_o, a_gain)};
 }
 
 Outputs gru_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,

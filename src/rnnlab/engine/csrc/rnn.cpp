@@ -131,8 +131,8 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   Tensor dh_b = at::empty({B, H}, opts);
   T* dgx = dgx_t.data_ptr<T>();
   T* dA = ln ? dZ_t.data_ptr<T>() : dgx;  // gradient of the raw recurrent product
-  const int64_t a_bias = 0, a_gain = H;
-  ThreadBuffers tb(H * sizeof(T), 2 * H);
+  const int64_t a_gain = 0;
+  ThreadBuffers tb(H * sizeof(T), H);
 
   const PackedB<T> Wp(W, H, H, H, false, T_ * B);  // W_hh
 
@@ -167,8 +167,6 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
 #pragma omp simd
         for (int64_t u = 0; u < H; ++u) dx[u] = (T(1) - kk[u]) * d[u] * (T(1) - hv[u] * hv[u]);
       }
-      double* ab = acc + a_bias;
-      for (int64_t u = 0; u < H; ++u) ab[u] += static_cast<double>(dx[u]);
       if (ln) {
         const T* z = Z + (t * B + b) * H;
         T mean, rstd;
@@ -191,7 +189,8 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     tb.reduce(offset, out.numel(), out.data_ptr<T>());
     return out;
   };
-  return {dgx_t, dh_a, dW_t, reduced(bias_o, a_bias), reduced(gain_o, a_gain)};
+  Tensor db_t = bias_o ? dgx_t.sum(at::IntArrayRef{0, 1}) : none_tensor(gx_t);  // a = gx + ... + b: db = sum dgx
+  return {dgx_t, dh_a, dW_t, db_t, reduced(gain_o, a_gain)};
 }
 
 Outputs rnn_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
