@@ -104,8 +104,8 @@ def test_killed_process_resumes_to_the_same_results(tmp_path):
     assert a["metrics"] == pytest.approx(b["metrics"], rel=1e-6)
     killed_losses, whole_losses = _losses(killed), _losses(tmp_path / "whole")
     assert [r[0] for r in killed_losses] == [r[0] for r in whole_losses]
-    for got, want in zip(killed_losses, whole_losses):
-        for g, w in zip(got, want):
+    for got, want in zip(killed_losses, whole_losses, strict=True):
+        for g, w in zip(got, want, strict=True):
             assert g == (w if w is None else pytest.approx(w, rel=1e-6)), f"step {got[0]}: {got} != {want}"
 
 
