@@ -86,9 +86,20 @@ def test_task_specific_option_reaches_the_task(capsys, tmp_path):
     assert config["task_options"] == {"seq_len": 3, "copy_len": 2}
 
 
+def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_path):
+    args = [a if a != "10" else "100000" for a in TINY]  # --steps 100000: only the clock can stop it
+    code, _, err = run_cli(capsys, "train", "digits", *args, "--max-minutes", "0.002", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert config["loop"]["max_seconds"] == pytest.approx(0.12)
+    assert 0 < results["steps"] < 100000 and "test_accuracy" in results["metrics"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["train", "digits", "--max-minutes", "0"], "'--max-minutes'"),
         (["train", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: adding"),
         (["train", "digits", "--cell", "transformer"], "Invalid value for '--cell'"),
         (["train", "digits", "--cell", "lstm", "--variant", "mut1"], "unknown lstm variant 'mut1'"),

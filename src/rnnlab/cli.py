@@ -101,6 +101,8 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 @click.option("--seq-len", type=_POSITIVE, help="Sequence length, for tasks that take one.")
 @click.option("--steps", type=_POSITIVE, help="Optimizer steps (default: the task's budget).")
 @click.option("--epochs", type=click.FloatRange(min=0.0, min_open=True), help="Budget in epochs instead.")
+@click.option("--max-minutes", type=click.FloatRange(min=0.0, min_open=True),
+              help="Also stop after this many minutes of training (evaluates and keeps the best checkpoint).")
 @click.option("--batch-size", type=_POSITIVE, help="Sequences per batch.")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "rmsprop", "sgd"]), help="[default: adam]")
@@ -137,6 +139,8 @@ def train_command(task: str, task_args: tuple[str, ...], seq_len, out, resume, q
     if seq_len is not None:
         task_options["seq_len"] = seq_len
     overrides = {_TRAIN_FIELDS[k]: v for k, v in options.items() if k in _TRAIN_FIELDS and v is not None}
+    if options["max_minutes"] is not None:
+        overrides["max_seconds"] = options["max_minutes"] * 60.0
     layer_options = {k: options[k] for k in _LAYER_OPTIONS if options[k] is not None}
     if layer_options:
         overrides["layer_options"] = layer_options
