@@ -86,6 +86,13 @@ def test_task_specific_option_reaches_the_task(capsys, tmp_path):
     assert config["task_options"] == {"seq_len": 3, "copy_len": 2}
 
 
+def test_layer_options_reach_the_layer(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "copy", "--seq-len", "3", *TINY, "--chrono-init", "23",
+                           "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["model"]["layer_options"] == {"chrono_init": 23}
+
+
 def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_path):
     args = [a if a != "10" else "100000" for a in TINY]  # --steps 100000: only the clock can stop it
     code, _, err = run_cli(capsys, "train", "digits", *args, "--max-minutes", "0.002", "--out", str(tmp_path / "r"))
@@ -115,6 +122,8 @@ def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_p
         (["train", "digits", "--steps", "5", "--epochs", "1"], "either --steps or --epochs"),
         (["train", "digits", "--resume"], "--resume needs --out"),
         (["train", "digits", "--cell", "rnn", "--forget-bias", "1"], "forget_bias does not apply to rnn"),
+        (["train", "digits", "--cell", "rnn", "--chrono-init", "10"], "chrono_init does not apply to rnn"),
+        (["train", "digits", "--chrono-init", "2"], "'--chrono-init': 2 is not in the range x>=3"),
         (["eval"], "Missing argument 'RUN_DIR'"),
     ],
 )

@@ -76,7 +76,7 @@ _TRAIN_FIELDS = {
     "tensorboard": "tensorboard",
 }
 #: command-line option -> keyword of build_layer
-_LAYER_OPTIONS = ("layer_norm", "forget_bias", "zoneout", "weight_drop", "variational_dropout")
+_LAYER_OPTIONS = ("layer_norm", "forget_bias", "chrono_init", "zoneout", "weight_drop", "variational_dropout")
 
 _POSITIVE = click.IntRange(min=1)
 _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
@@ -95,6 +95,8 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 @click.option("--bidirectional/--no-bidirectional", default=None, help="Also read sequences backwards.")
 @click.option("--layer-norm/--no-layer-norm", default=None, help="Layer-normalised gates (Ba et al. 2016).")
 @click.option("--forget-bias", type=float, help="Initial bias of the LSTM forget gate.")
+@click.option("--chrono-init", type=click.IntRange(min=3), metavar="T_MAX",
+              help="Chrono initialisation of the forget gate's bias (Tallec & Ollivier 2018): log U(1, T_MAX-1).")
 @click.option("--zoneout", type=_RATE, help="Zoneout rate of the state (Krueger et al. 2017).")
 @click.option("--weight-drop", type=_RATE, help="DropConnect rate of the recurrent weights.")
 @click.option("--variational-dropout", type=_RATE, help="Dropout mask shared over time, inputs and outputs.")

@@ -76,6 +76,8 @@ class CellMath:
     zoneout_states: tuple[int, ...] = (0,)
     #: the gate whose bias ``forget_bias`` sets, and the sign that means "keep the previous state"
     forget_gate: tuple[str, float] | None = None
+    #: the gate whose bias ``chrono_init`` sets to minus the forget gate's (the LSTM input gate), and its sign
+    chrono_input_gate: tuple[str, float] | None = None
     #: True for cells fed ``[h_t, c_t]`` of the layer below (depth-gated LSTM)
     takes_lower_cell: bool = False
 
@@ -130,7 +132,7 @@ class CellMath:
 
     @torch.no_grad()
     def reset_parameters(self, p: Params, *, forget_bias: float | None = None,
-                         recurrent_init: str | None = None) -> None:
+                         recurrent_init: str | None = None, chrono_init: int | None = None) -> None:
         """Initialise ``p`` in place: torch's default, then the options.
 
         torch's default: every parameter uniform in ``(-1/sqrt(H), 1/sqrt(H))``. Layer-norm gains are 1 and
@@ -138,6 +140,9 @@ class CellMath:
         orthogonal (Saxe et al. 2014); ``"identity"`` makes it the identity (IRNN, Le et al. 2015).
         ``forget_bias`` sets the total bias of the gate that keeps the previous state: ``bias_ih`` of that
         gate becomes ``forget_bias`` (with the sign that means "remember") and ``bias_hh`` of it 0.
+        ``chrono_init=T_max`` is the chrono initialisation (Tallec & Ollivier 2018): that bias is drawn per unit
+        as :math:`b_f = \\log u,\\ u \\sim U(1, T_{max} - 1)`, so the units' memory time constants spread
+        over ``1..T_max`` steps, and the LSTM input gate's bias is :math:`-b_f` (where the variant has one).
         """
         bound = 1.0 / math.sqrt(self.hidden_size)
         for name, tensor in p.items():
@@ -155,25 +160,44 @@ class CellMath:
                 else:  # identity
                     torch.nn.init.eye_(block)
         if forget_bias is not None:
-            gate, sign = self.forget_gate  # validated by check_options
-            H = self.hidden_size
-            k = self.gates_ih.index(gate)
-            p["bias_ih"][k * H:(k + 1) * H] = sign * forget_bias
-            if gate in self.gates_hh:
-                k = self.gates_hh.index(gate)
-                p["bias_hh"][k * H:(k + 1) * H] = 0.0
+            self._set_gate_bias(p, self.forget_gate, torch.full((self.hidden_size,), float(forget_bias)))
+        if chrono_init is not None:
+            u = torch.empty(self.hidden_size, dtype=torch.float64).uniform_(1.0, chrono_init - 1.0)
+            keep = u.log()  # (H,)
+            self._set_gate_bias(p, self.forget_gate, keep)
+            if self.chrono_input_gate is not None and self.chrono_input_gate[0] in self.gates_ih:
+                self._set_gate_bias(p, self.chrono_input_gate, -keep)
 
-    def check_options(self, *, forget_bias: float | None, recurrent_init: str | None) -> None:
+    def _set_gate_bias(self, p: Params, gate_and_sign: tuple[str, float], value: Tensor) -> None:
+        """Total bias of one gate: ``bias_ih`` rows of the gate = ``sign * value`` ``(H,)``, ``bias_hh`` rows 0."""
+        gate, sign = gate_and_sign
+        H = self.hidden_size
+        k = self.gates_ih.index(gate)
+        p["bias_ih"][k * H:(k + 1) * H] = sign * value.to(p["bias_ih"].dtype)
+        if gate in self.gates_hh:
+            k = self.gates_hh.index(gate)
+            p["bias_hh"][k * H:(k + 1) * H] = 0.0
+
+    def check_options(self, *, forget_bias: float | None, recurrent_init: str | None,
+                      chrono_init: int | None = None) -> None:
         """Raise ``InputError`` for an option that does not apply to this family/variant."""
-        if forget_bias is not None:
+        for name, value in (("forget_bias", forget_bias), ("chrono_init", chrono_init)):
+            if value is None:
+                continue
             if self.forget_gate is None or self.forget_gate[0] not in self.gates_ih:
                 raise InputError(
-                    f"forget_bias does not apply to {self.family} variant {self.variant!r}: it has no gate "
+                    f"{name} does not apply to {self.family} variant {self.variant!r}: it has no gate "
                     "that keeps the previous state")
             if not self.bias:
-                raise InputError("forget_bias needs bias=True")
-            if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool):
-                raise InputError(f"forget_bias must be a number, got {type(forget_bias).__name__}")
+                raise InputError(f"{name} needs bias=True")
+        if forget_bias is not None and (not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool)):
+            raise InputError(f"forget_bias must be a number, got {type(forget_bias).__name__}")
+        if chrono_init is not None:
+            if forget_bias is not None:
+                raise InputError("give forget_bias or chrono_init, not both: each sets the forget gate's bias")
+            if not isinstance(chrono_init, int) or isinstance(chrono_init, bool) or chrono_init < 3:
+                raise InputError(f"chrono_init must be an int T_max >= 3 (the longest dependency in steps), "
+                                 f"got {chrono_init!r}")
         if recurrent_init not in (None, "orthogonal", "identity"):
             raise InputError(
                 f"recurrent_init must be None, 'orthogonal' or 'identity', got {recurrent_init!r}")

@@ -49,6 +49,7 @@ class LSTMMath(CellMath):
     variants = ("vanilla", "peephole", "cifg", "nig", "nfg", "nog", "niaf", "noaf")
     zoneout_states = (0, 1)
     forget_gate = ("f", 1.0)
+    chrono_input_gate = ("i", 1.0)
 
     def __init__(self, hidden_size: int, variant: str | None = None, *, layer_norm: bool = False,
                  bias: bool = True, proj_size: int = 0):

@@ -20,12 +20,12 @@ class CellModule(nn.Module):
 
     cell: CellMath
 
-    def _setup(self, input_size: int, device, dtype, forget_bias, recurrent_init) -> None:
+    def _setup(self, input_size: int, device, dtype, forget_bias, recurrent_init, chrono_init=None) -> None:
         check_positive_int("input_size", input_size)
         self.cell.check_input_size(input_size)
-        self.cell.check_options(forget_bias=forget_bias, recurrent_init=recurrent_init)
+        self.cell.check_options(forget_bias=forget_bias, recurrent_init=recurrent_init, chrono_init=chrono_init)
         self.input_size, self.hidden_size = input_size, self.cell.hidden_size
-        self.forget_bias, self.recurrent_init = forget_bias, recurrent_init
+        self.forget_bias, self.recurrent_init, self.chrono_init = forget_bias, recurrent_init, chrono_init
         for name, shape in self.cell.param_shapes(input_size).items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
         self.reset_parameters()
@@ -35,7 +35,7 @@ class CellModule(nn.Module):
 
     def reset_parameters(self) -> None:
         self.cell.reset_parameters(self.params(), forget_bias=self.forget_bias,
-                                   recurrent_init=self.recurrent_init)
+                                   recurrent_init=self.recurrent_init, chrono_init=self.chrono_init)
 
     def forward(self, input: Tensor, hx=None):
         if input.dim() not in (1, 2):
@@ -76,17 +76,17 @@ class LSTMCell(CellModule):
     """``torch.nn.LSTMCell`` with ``variant=`` (equations in :mod:`rnnlab.cells.lstm`); returns ``(h', c')``."""
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, variant="vanilla",
-                 layer_norm=False, forget_bias=None, recurrent_init=None):
+                 layer_norm=False, forget_bias=None, recurrent_init=None, chrono_init=None):
         super().__init__()
         self.cell = LSTMMath(hidden_size, variant, layer_norm=layer_norm, bias=bias)
-        self._setup(input_size, device, dtype, forget_bias, recurrent_init)
+        self._setup(input_size, device, dtype, forget_bias, recurrent_init, chrono_init)
 
 
 class GRUCell(CellModule):
     """``torch.nn.GRUCell`` with ``variant=`` (equations in :mod:`rnnlab.cells.gru`); returns ``h'``."""
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, variant="vanilla",
-                 layer_norm=False, forget_bias=None, recurrent_init=None):
+                 layer_norm=False, forget_bias=None, recurrent_init=None, chrono_init=None):
         super().__init__()
         self.cell = GRUMath(hidden_size, variant, layer_norm=layer_norm, bias=bias)
-        self._setup(input_size, device, dtype, forget_bias, recurrent_init)
+        self._setup(input_size, device, dtype, forget_bias, recurrent_init, chrono_init)

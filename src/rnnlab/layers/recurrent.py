@@ -53,7 +53,8 @@ class Recurrent(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, forget_bias: float | None = None,
-                 recurrent_init: str | None = None, zoneout: float = 0.0, weight_drop: float = 0.0,
+                 recurrent_init: str | None = None, chrono_init: int | None = None, zoneout: float = 0.0,
+                 weight_drop: float = 0.0,
                  variational_dropout: float = 0.0, backend: str = engine.DEFAULT_BACKEND):
         super().__init__()
         check_positive_int("input_size", input_size)
@@ -71,6 +72,7 @@ class Recurrent(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.forget_bias, self.recurrent_init, self.backend = forget_bias, recurrent_init, backend
+        self.chrono_init = chrono_init
         self.num_directions = 2 if bidirectional else 1
 
         self.cells: list[CellMath] = [self.make_cell(k) for k in range(num_layers)]
@@ -78,7 +80,7 @@ class Recurrent(nn.Module):
         layer_input = input_size
         for k, cell in enumerate(self.cells):
             cell.check_input_size(layer_input)
-            cell.check_options(forget_bias=forget_bias, recurrent_init=recurrent_init)
+            cell.check_options(forget_bias=forget_bias, recurrent_init=recurrent_init, chrono_init=chrono_init)
             names_k = []
             for d in range(self.num_directions):
                 sfx = "_reverse" if d == 1 else ""
@@ -103,11 +105,11 @@ class Recurrent(nn.Module):
         return {name: getattr(self, attr) for name, attr in self._param_names[layer][direction].items()}
 
     def reset_parameters(self) -> None:
-        """torch's default initialisation, then ``forget_bias`` and ``recurrent_init`` if given."""
+        """torch's default initialisation, then ``forget_bias``, ``chrono_init`` and ``recurrent_init`` if given."""
         for k, cell in enumerate(self.cells):
             for d in range(self.num_directions):
                 cell.reset_parameters(self.direction_params(k, d), forget_bias=self.forget_bias,
-                                      recurrent_init=self.recurrent_init)
+                                      recurrent_init=self.recurrent_init, chrono_init=self.chrono_init)
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -231,7 +233,8 @@ class Recurrent(nn.Module):
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False), ("zoneout", 0.0), ("weight_drop", 0.0),
-                              ("variational_dropout", 0.0), ("forget_bias", None), ("recurrent_init", None)):
+                              ("variational_dropout", 0.0), ("forget_bias", None), ("recurrent_init", None),
+                              ("chrono_init", None)):
             value = getattr(self, name)
             if value != default:
                 s += f", {name}={value}"

@@ -17,7 +17,8 @@ _COMMON_DOC = """
     ``device``, ``dtype``.
 
     Keyword-only: ``variant`` (see the cell math), ``layer_norm=False``, ``forget_bias=None`` (initial bias
-    of the gate that keeps the state), ``recurrent_init=None|"orthogonal"|"identity"``, ``zoneout=0.0``,
+    of the gate that keeps the state), ``chrono_init=None`` (``T_max``: the chrono initialisation of that bias,
+    Tallec & Ollivier 2018), ``recurrent_init=None|"orthogonal"|"identity"``, ``zoneout=0.0``,
     ``weight_drop=0.0``, ``variational_dropout=0.0`` (see :mod:`rnnlab.layers.regularisers`),
     ``backend="reference"``.
 
