@@ -316,3 +316,25 @@ def test_inference_projects_in_chunks(cell, dtype):
         out, _ = fused.run_from_input(cell, x, state0, p)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out, ref, **tol)
+
+
+@pytest.mark.parametrize("cell", [GRUMath(64), GRUMath(64, layer_norm=True), GRUMath(64, "mut3")],
+                         ids=["gru", "gru:ln", "gru:mut3"])
+def test_backward_in_chunks_of_steps(cell):
+    """Long enough for the backward to take weight gradients chunk by chunk (csrc/common.h: chunk_steps)."""
+    steps, batch = 40, 32
+    x, state0, p = make_inputs(cell, 48, steps=steps, batch=batch)
+    p = {k: 0.1 * v.detach() for k, v in p.items()}  # torch's init scale: 40 steps of scale-1 weights are chaotic
+    for v in p.values():
+        v.requires_grad_()
+    leaves = [x, *state0, *p.values()]
+    lengths = torch.randint(1, steps + 1, (batch,))
+    results = []
+    for engine in (run_reference, run_fused):
+        seq, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths)
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in (seq, *final))
+        results.append(torch.autograd.grad(loss, leaves, allow_unused=True))
+    for a, b in zip(*results, strict=True):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)

@@ -211,6 +211,28 @@ inline void gemm_prev(int64_t T_, int64_t B, int64_t n, int64_t m, const T* X, i
   if (T_ > 1) gemm<T>(true, false, n, m, (T_ - 1) * B, T(1), X + B * ldx, ldx, seq, m, T(1), out, m);
 }
 
+// out (n, m) (+)= sum_{t in [t0, t1)} X_t^T Prev_t, X the rows of steps t0..t1-1 only (row stride ldx): the
+// weight gradient of a chunk of steps (the states before steps t0.. are contiguous in seq when t0 > 0)
+template <typename T>
+inline void gemm_prev_steps(int64_t t0, int64_t t1, int64_t B, int64_t n, int64_t m, const T* X, int64_t ldx,
+                            const T* s0, const T* seq, T* out, bool accumulate) {
+  if (t0 == 0) return gemm_prev<T>(t1, B, n, m, X, ldx, s0, seq, out, accumulate);
+  gemm<T>(true, false, n, m, (t1 - t0) * B, T(1), X, ldx, seq + (t0 - 1) * B * m, m, accumulate ? T(1) : T(0), out,
+          m);
+}
+
+// Steps per chunk of a buffer of per-step rows (B, n) that is consumed by a weight-gradient GEMM every chunk
+// (instead of keeping all T steps): about kChunkBytes, and at least kChunkRows rows so the GEMM's inner
+// dimension stays long.
+constexpr int64_t kChunkBytes = 256 * 1024;
+constexpr int64_t kChunkRows = 256;
+
+inline int64_t chunk_steps(int64_t T_, int64_t B, int64_t row_bytes) {
+  const int64_t by_bytes = kChunkBytes / std::max<int64_t>(1, B * row_bytes);
+  const int64_t by_rows = (kChunkRows + B - 1) / B;
+  return std::clamp<int64_t>(std::max(by_bytes, by_rows), 1, T_);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The right operand of a GEMM used at every step, packed once per sequence: C (M, N) (+)= A (M, K) B (K, N).
 // float, where the CPU supports it: B is copied into column panels (K x 64, contiguous) and each panel goes

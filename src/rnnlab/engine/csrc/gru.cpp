@@ -292,9 +292,13 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   Tensor dgx_t = at::empty({T_, B, Dgx}, opts);
   // Gradients of the recurrent products (one H-block per gate row block of W_hh), all steps. With layer norm
   // they are LN'(dA) and get their own buffer dZ; without, dA of r, z and of the candidate are the gx
-  // gradients of those gates, except vanilla's candidate (dA_n = da_n r), kept in DN.
+  // gradients of those gates, except vanilla's candidate (dA_n = da_n r): that one lives in DN, a buffer of
+  // a chunk of steps (C, B, H) whose weight gradient (and bias sum) is taken each time the chunk is full.
+  const bool chunked_dn = !s.ln && s.reset_after;
+  const int64_t C = chunked_dn ? chunk_steps(T_, B, H * sizeof(T)) : 0;
   Tensor dZ_t = s.ln ? at::empty({T_, B, GHh}, opts) : none_tensor(gx_t);
-  Tensor DN_t = !s.ln && s.reset_after ? at::empty({T_, B, H}, opts) : none_tensor(gx_t);
+  Tensor DN_t = chunked_dn ? at::empty({C, B, H}, opts) : none_tensor(gx_t);
+  std::vector<double> dbias_n(chunked_dn ? H : 0, 0.0);  // sum of dA_n over all rows
   Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, opts);
   Tensor dh_b = at::empty({B, H}, opts);
   Tensor dz_t = at::empty({B, H}, opts);  // dz between the two row passes
@@ -303,11 +307,14 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   T* dZ = s.ln ? dZ_t.data_ptr<T>() : nullptr;
   T* DN = DN_t.numel() ? DN_t.data_ptr<T>() : nullptr;
   // (base, row stride) of the gradient of the product block at W_hh row offset `col`, over all T*B rows
+  // (vanilla's candidate without layer norm: DN, whose rows are those of the current chunk only)
   auto dA = [&](int64_t col) -> std::pair<T*, int64_t> {
     if (s.ln) return {dZ + col, GHh};
     if (col == s.an) return s.reset_after ? std::pair<T*, int64_t>{DN, H} : std::pair<T*, int64_t>{dgx + s.xn, Dgx};
     return {dgx + col, Dgx};  // r at 0, z at H: the same columns in gx and W_hh
   };
+  // the first row of step t in DN
+  auto dn_row = [&](int64_t t) { return DN + (t % C) * B * H; };
   T* dzb = dz_t.data_ptr<T>();
   T* dq = dq_t.data_ptr<T>();
   const int64_t a_bias = 0, a_gain = GHh;
@@ -321,6 +328,8 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   if (s.z_source == kZFromTanhH) Wz.emplace(W + H * H, H, H, H, false, T_ * B);
   if (!s.reset_after || !s.ln) Wn.emplace(W + s.an * H, H, H, H, false, T_ * B);
   const double flops_per_row = 2.0 * H * GHh + 40.0 * GW;
+  Tensor dW_t = at::empty_like(w_hh_t);
+  T* dW = dW_t.data_ptr<T>();
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();
@@ -356,7 +365,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         keep.row(t, b, kbuf);
         kk = kbuf;
       }
-      T* dan = s.reset_after && !s.ln ? DN + (t * B + b) * H : da + s.an;
+      T* dan = chunked_dn ? dn_row(t) + b * H : da + s.an;
 #pragma omp simd
       for (int64_t u = 0; u < H; ++u) {
         const T dht = (T(1) - kk[u]) * d[u];
@@ -427,7 +436,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
       // dh_{t-1} += dA_h (n, n1) W_h (n1, H)
       const auto [ah, ldh] = dA(0);
       Wh.multiply(n, ah + row0 * ldh, ldh, dhn + r0 * H, H, true, nullptr, false);
-      if (s.reset_after && !s.ln) Wn->multiply(n, DN + row0 * H, H, dhn + r0 * H, H, true, nullptr, false);
+      if (chunked_dn) Wn->multiply(n, dn_row(t) + r0 * H, H, dhn + r0 * H, H, true, nullptr, false);
       if (s.z_source == kZFromTanhH) {  // mut3: dh_{t-1} += (dA_z W_z) (1 - tanh^2 h_{t-1})
         const auto [az, ldz] = dA(H);
         Wz->multiply(n, az + row0 * ldz, ldz, dq + r0 * H, H, false, nullptr, false);
@@ -436,14 +445,17 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
       }
     });
     std::swap(dh_a, dh_b);
+    if (chunked_dn && t % C == 0) {  // DN holds steps [t, t1): dW_n (+)= sum dA_n^T h_{t-1}, and the bias sum
+      const int64_t t1 = std::min(T_, t + C);
+      gemm_prev_steps<T>(t, t1, B, H, H, DN, H, h0, hseq, dW + 2 * H * H, t1 < T_);
+      for (int64_t j = 0; j < (t1 - t) * B; ++j)
+        for (int64_t u = 0; u < H; ++u) dbias_n[u] += static_cast<double>(DN[j * H + u]);
+    }
   }
 
   // weight gradients: one GEMM over all steps per product input
-  Tensor dW_t = at::empty_like(w_hh_t);
-  T* dW = dW_t.data_ptr<T>();
   const auto [ah, ldh] = dA(0);
   gemm_prev<T>(T_, B, nh1, H, ah, ldh, h0, hseq, dW, false);  // rows [0, nh1): sum_t dA_h^T h_{t-1}
-  if (s.reset_after && !s.ln) gemm_prev<T>(T_, B, H, H, DN, H, h0, hseq, dW + 2 * H * H, false);
   if (s.z_source == kZFromTanhH) {
     const auto [az, ldz] = dA(H);
     gemm<T>(true, false, H, H, T_ * B, T(1), az, ldz, TH, H, T(0), dW + H * H, H);
@@ -464,6 +476,11 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   } else if (bias_o) {  // the sum of each block's dA over all T*B rows
     db_t = at::empty({GHh}, opts);
     for (int64_t col = 0; col < GHh; col += H) {
+      if (chunked_dn && col == s.an) {
+        T* db = db_t.data_ptr<T>() + col;
+        for (int64_t u = 0; u < H; ++u) db[u] = static_cast<T>(dbias_n[u]);
+        continue;
+      }
       const auto [base, ld] = dA(col);
       db_t.narrow(0, col, H).copy_(at::from_blob(base, {T_ * B, H}, {ld, 1}, opts).sum(0));
     }
