@@ -15,6 +15,23 @@ def test_precedence_dataclass_then_task_then_user():
     assert config.optim.optimizer == "adam"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "layer_options"),
+    [
+        ({"cell": "lstm"}, {"chrono_init": 70}),  # the copy task's span T + 2K with T = 50, K = 10
+        ({"cell": "gru", "variant": "mgu"}, {"chrono_init": 70}),
+        ({"cell": "lstm", "variant": "nfg"}, {}),  # no forget gate: no chrono default
+        ({"cell": "rnn"}, {}),
+        ({"cell": "lstm", "layer_options": {"zoneout": 0.1}}, {"chrono_init": 70, "zoneout": 0.1}),
+        ({"cell": "lstm", "layer_options": {"forget_bias": 1.0}}, {"forget_bias": 1.0}),  # the user's replaces it
+        ({"cell": "lstm", "layer_options": {"chrono_init": 9}}, {"chrono_init": 9}),
+    ],
+)
+def test_cell_defaults_of_a_task_merge_under_the_users_layer_options(overrides, layer_options):
+    config = build_config("copy", {"seq_len": 50}, overrides)
+    assert config.model.layer_options == layer_options
+
+
 def test_epochs_replace_the_default_steps():
     config = build_config("digits", {}, {"epochs": 2})
     assert config.loop.steps is None and config.loop.epochs == 2

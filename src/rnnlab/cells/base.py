@@ -178,13 +178,17 @@ class CellMath:
             k = self.gates_hh.index(gate)
             p["bias_hh"][k * H:(k + 1) * H] = 0.0
 
+    def has_keep_gate(self) -> bool:
+        """Whether a gate keeps the previous state (the gate whose bias ``forget_bias``/``chrono_init`` set)."""
+        return self.forget_gate is not None and self.forget_gate[0] in self.gates_ih
+
     def check_options(self, *, forget_bias: float | None, recurrent_init: str | None,
                       chrono_init: int | None = None) -> None:
         """Raise ``InputError`` for an option that does not apply to this family/variant."""
         for name, value in (("forget_bias", forget_bias), ("chrono_init", chrono_init)):
             if value is None:
                 continue
-            if self.forget_gate is None or self.forget_gate[0] not in self.gates_ih:
+            if not self.has_keep_gate():
                 raise InputError(
                     f"{name} does not apply to {self.family} variant {self.variant!r}: it has no gate "
                     "that keeps the previous state")

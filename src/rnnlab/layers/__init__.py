@@ -1,10 +1,17 @@
 """Recurrent layers and cells with torch's interface, and the factory the workbench builds them with."""
 
 from rnnlab.layers.cell_modules import GRUCell, LSTMCell, RNNCell
-from rnnlab.layers.factory import CELLS, build_layer, default_variant, needs_input_projection, variants_of
+from rnnlab.layers.factory import (
+    CELLS,
+    build_layer,
+    default_variant,
+    has_keep_gate,
+    needs_input_projection,
+    variants_of,
+)
 from rnnlab.layers.recurrent import Recurrent
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
 from rnnlab.layers.torch_like import GRU, LSTM, RNN
 
 __all__ = ["CELLS", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "ClockworkRNN", "DepthGatedLSTM",
-           "Recurrent", "build_layer", "default_variant", "needs_input_projection", "variants_of"]
+           "Recurrent", "build_layer", "default_variant", "has_keep_gate", "needs_input_projection", "variants_of"]

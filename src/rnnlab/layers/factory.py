@@ -30,6 +30,15 @@ def default_variant(cell: str) -> str:
     return _LAYERS[cell][1].default_variant
 
 
+def has_keep_gate(cell: str, variant: str | None) -> bool:
+    """True when the cell's variant has a gate that keeps the previous state, which ``forget_bias`` and
+    ``chrono_init`` initialise (LSTM and GRU variants but ``nfg``; not the RNN or the Clockwork RNN)."""
+    _check_cell(cell)
+    math_cls = _LAYERS[cell][1]
+    variant = math_cls.default_variant if variant is None else variant
+    return variant in math_cls.variants and math_cls(1, variant).has_keep_gate()
+
+
 def needs_input_projection(cell: str, variant: str | None) -> bool:
     """True when the cell's equations need ``input_size == hidden_size`` (GRU ``mut1``, ``mut2``)."""
     return cell == "gru" and variant in SQUARE_INPUT_VARIANTS

@@ -254,6 +254,17 @@ class Task(abc.ABC):
         )
 
     @classmethod
+    def cell_defaults(cls, cell: str, variant: str | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults that depend on the cell and the task's settings, applied over :attr:`defaults` (the user's
+        options still win). Flat config names; ``layer_options`` merge key by key with the user's.
+
+        Args:
+            cell: the run's cell family; ``variant`` its variant (``None``: the default one).
+            settings: the task's resolved options (:meth:`resolve_options`).
+        """
+        return {}
+
+    @classmethod
     def resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every declared option's value: ``given`` (validated, strings converted) over the defaults."""
         values = {opt.name: opt.default for opt in cls.options}

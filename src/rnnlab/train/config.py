@@ -228,9 +228,31 @@ def build_config(task: str, task_options: Mapping[str, Any], overrides: Mapping[
     if given.get("steps") is not None and given.get("epochs") is not None:
         raise InputError("give either --steps or --epochs, not both")
     config = RunConfig(task=task, task_options=task_cls.resolve_options(task_options))
-    config = config.with_overrides(dict(task_cls.defaults)).with_overrides(given)
+    config = config.with_overrides(dict(task_cls.defaults))
+    cell = given.get("cell", config.model.cell)
+    variant = given.get("variant", config.model.variant if cell == config.model.cell else None)
+    by_cell = dict(task_cls.cell_defaults(cell, variant, config.task_options))
+    if "layer_options" in by_cell:
+        given = {**given, "layer_options": _merge_layer_options(by_cell["layer_options"],
+                                                                given.get("layer_options", {}))}
+    config = config.with_overrides(by_cell).with_overrides(given)
     config.validate()
     return config
+
+
+#: layer options that set the same parameters: the user's one replaces the default's other
+_EXCLUSIVE_LAYER_OPTIONS = ({"forget_bias", "chrono_init"},)
+
+
+def _merge_layer_options(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``given``, dropping a default that ``given`` replaces by an exclusive option."""
+    merged = dict(defaults)
+    for group in _EXCLUSIVE_LAYER_OPTIONS:
+        if group & set(given):
+            for key in group:
+                merged.pop(key, None)
+    merged.update(given)
+    return merged
 
 
 def _check_device(device: str) -> None:
