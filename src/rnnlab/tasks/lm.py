@@ -32,6 +32,11 @@ vocabulary; at word level the output layer's weights are tied to the embedding (
 Metrics: ``nll_nats`` (cross-entropy per token, monitored), plus ``bits_per_char`` (char level) or
 ``perplexity`` (word level). Baseline: a unigram model of the training piece (add-one smoothed).
 
+Measured: on tinyshakespeare (``--data``, first 90% train, last 10% validation) a 2-layer LSTM of 384 units
+(``--layers 2 --hidden 384 --dropout 0.2 --io-dropout 0.1 --batch-size 64 --lr 3e-3 --warmup-steps 100
+--threads 2 --max-minutes 30``) reaches 1.428 nats per character on the validation piece in 30 minutes on two
+CPU cores (1,643 steps); the README's Samples section shows its text.
+
 Generation (:meth:`LanguageModel.generate`) feeds a prompt through the model, then samples one token at a time
 (temperature, top-k), feeding each back with the carried state: the layers' one-step path.
 """
