@@ -338,3 +338,83 @@ def test_backward_in_chunks_of_steps(cell):
     for a, b in zip(*results, strict=True):
         if b is not None:
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("variant", LSTMMath.variants)
+@pytest.mark.parametrize("inference", [False, True], ids=["training", "inference"])
+def test_steps_split_by_units_equal_reference(variant, inference, dtype):
+    """A batch large enough for the steps to be split by units across threads (csrc/common.h: for_step_units);
+    H = 40 is not a multiple of the unit block, so the last thread's block is longer, and a block's gate
+    columns straddle packed panels (float32); from x, each block projects its columns a chunk at a time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    tol = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-4)
+    try:
+        cell = LSTMMath(40, variant)
+        x, state0, p = make_inputs(cell, 8, steps=7, batch=64)  # inference from x: chunks of 3 (or 6) steps
+        x, state0 = x.detach().to(dtype), tuple(v.detach().to(dtype) for v in state0)
+        p = {k: 0.3 * v.detach().to(dtype) for k, v in p.items()}
+        leaves = [x, *state0, *p.values()]
+        for v in leaves:
+            v.requires_grad_()
+        results = []
+        for engine in (run_reference, run_fused):
+            if inference:
+                with torch.no_grad():
+                    seq, final = engine(cell, cell.project_input(x, p), state0, p)
+                    results.append([seq, *final])
+                    if engine is run_fused:
+                        seq, final = fused.run_from_input(cell, x, state0, p)
+                        results.append([seq, *final])
+                continue
+            seq, final = engine(cell, cell.project_input(x, p), state0, p, all_states=True)  # (h, c) of every step
+            g = torch.Generator().manual_seed(1)
+            loss = sum((o * torch.randn(o.shape, dtype=dtype, generator=g)).sum() for o in (*seq, *final))
+            results.append([*seq, *final, *torch.autograd.grad(loss, leaves)])
+        for other in results[1:]:
+            for a, b in zip(other, results[0], strict=True):
+                torch.testing.assert_close(a, b, **tol)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("mode", ["plain", "packed+zoneout"])
+@pytest.mark.parametrize("name,cell,input_size", [c for c in CELLS if c[1].input_is_affine()][::3],
+                         ids=[c[0] for c in CELLS if c[1].input_is_affine()][::3])
+def test_training_from_input_equals_reference(name, cell, input_size, mode):
+    """In training the kernel projects the input itself too (DeferredLinear's stand-in of gx): outputs and
+    every gradient, the input weights' included, equal the reference's."""
+    lengths, rate, training, all_states = MODES[mode]
+    x, state0, p = make_inputs(cell, input_size)
+    zoneout = None
+    if rate:
+        zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), T, B, training=training, like=x)
+    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
+    results = []
+    for run in (lambda: run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout),
+                lambda: fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout)):
+        seq, final = run()
+        outputs = [seq, *final]
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in outputs)
+        results.append([*outputs, *torch.autograd.grad(loss, leaves, allow_unused=True)])
+    for a, b in zip(*results, strict=True):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_gradcheck_fused_sequence_from_input():
+    """The kernel projecting x in training: FusedSequence on DeferredLinear's stand-in of gx."""
+    cell = LSTMMath(3, "peephole")
+    x, state0, p = make_inputs(cell, 2, steps=3, batch=2)
+    family, flags = fused._flags(cell)
+    kernel = Kernel(family, flags, cell.hidden_size, 0.0)
+    given = {"h0": state0[0], "c0": state0[1], **p}
+    inputs = [given.get(name) for name in fused.INPUTS[family][1:]]
+
+    def f(x, w, b, *inputs):
+        aux = [None] * 5 + [x, w, b]
+        return FusedSequence.apply(kernel, aux, fused.DeferredLinear.apply(x, w, b), *inputs)[:3]
+
+    assert torch.autograd.gradcheck(f, (x, p["weight_ih"], p["bias_ih"], *inputs))

@@ -1,10 +1,11 @@
 """The fused engine: a whole sequence per call of compiled C++ (``engine/csrc``), with a hand-written BPTT.
 
-Same contract as :func:`rnnlab.engine.reference.run_reference`, which stays the spec. The layer has already
-done the input GEMM of every step (``gx = cell.project_input(x, p)``); here each family's kernel runs the loop
-over time in C++: per step one recurrent GEMM into a preallocated buffer and the gate math as vectorised C++
-loops; in the backward, per step the GEMM of the state gradient, and after the loop the weight gradients as a
-few GEMMs over all ``T*B`` rows (``dW_hh = sum_t dA_t^T h_{t-1}``).
+Same contract as :func:`rnnlab.engine.reference.run_reference`, which stays the spec. Each family's kernel runs
+the loop over time in C++ on the input projections ``gx = cell.project_input(x, p)``: given whole, or (affine
+projections, :func:`run_from_input`) computed by the kernel a chunk of steps at a time. Per step one recurrent
+GEMM into a preallocated buffer and the gate math as vectorised C++ loops; in the backward, per step the GEMM
+of the state gradient, and after the loop the weight gradients as a few GEMMs over all ``T*B`` rows
+(``dW_hh = sum_t dA_t^T h_{t-1}``).
 
 - training (any input requires grad): :class:`FusedSequence`, a ``torch.autograd.Function`` that keeps the
   activated gates of every step for its backward;
@@ -97,12 +98,15 @@ def supports(cell: CellMath) -> bool:
 class FusedSequence(torch.autograd.Function):
     """Whole-sequence forward and BPTT of one kernel. Differentiable arguments: ``inputs`` (a kernel's
     :data:`INPUTS`, None where absent). Outputs ``(sequence of h, h_T, c_T, sequence of c)``; the last two
-    are empty tensors for cells without a cell state."""
+    are empty tensors for cells without a cell state. With the layer input in ``aux`` (x, W_ih, b_ih), the
+    kernel projects it itself and ``gx`` is :class:`DeferredLinear`'s stand-in."""
 
     @staticmethod
     def forward(ctx, kernel: Kernel, aux: list, *inputs):
-        outputs, saved = kernel.forward(list(inputs), aux, all_states=True, save=True)
-        ctx.kernel, ctx.aux = kernel, aux
+        projects = aux[5] is not None
+        outputs, saved = kernel.forward([None, *inputs[1:]] if projects else list(inputs), aux, all_states=True,
+                                        save=True)
+        ctx.kernel, ctx.aux = kernel, [*aux[:5], None, None, None]  # the backward reads no x
         # the backward needs gx's shape and dtype, not its values: keep a one-element stand-in, so that the
         # projections of every step (T, B, D_gx) are freed as soon as the layer drops them
         gx = inputs[0]
@@ -142,6 +146,20 @@ class FusedLinear(torch.autograd.Function):
                                                       ctx.has_bias, *needs)
         return (dx.view(ctx.shape) if needs[0] else None, dw if needs[1] else None,
                 db if (needs[2] and ctx.has_bias) else None)
+
+
+class DeferredLinear(FusedLinear):
+    """The input projection of a sequence whose kernel projects the input itself, a few steps at a time (in
+    cache; ``gx`` ``(T, B, D_gx)`` is never stored whole). The forward computes nothing: it returns a stand-in
+    of ``gx``'s shape (one element, expanded) that holds the projection's place in the autograd graph; the
+    backward is :class:`FusedLinear`'s, on the ``d gx`` that the kernel's backward returns. A node of its own,
+    so that the sequence's saved buffers are freed before it runs."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
+        ctx.save_for_backward(x.reshape(-1, x.shape[-1]).contiguous(), weight.contiguous())
+        ctx.has_bias, ctx.shape = bias is not None, x.shape
+        return x.new_empty(1).expand(*x.shape[:-1], weight.shape[0])
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -204,13 +222,12 @@ def run_from_input(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengt
                    zoneout: Zoneout | None = None, all_states: bool = False):
     """:func:`run_fused` on ``gx = cell.project_input(x, p)``, ``x`` ``(T, B, I)``.
 
-    In inference (nothing needs a gradient) with an affine input projection, the kernel projects the input
-    itself a few steps at a time, so the projections stay in cache; otherwise the projection of every step is
-    hoisted into one GEMM (:func:`project_input`), as the backward needs it.
+    With an affine input projection the kernel projects the input itself a few steps at a time, so the
+    projections stay in cache and ``gx`` is never stored whole; in training, :class:`DeferredLinear` stands in
+    for ``gx`` in the graph and gives ``x`` and the input weights their gradients. Otherwise the projection of
+    every step is hoisted into one GEMM (:func:`project_input`).
     """
-    inference = not torch.is_grad_enabled() or not any(
-        t.requires_grad for t in (x, *state0, *p.values()) if t is not None)
-    if (inference and cell.input_is_affine() and supports(cell) and active_probe() is None and build.load()
+    if (cell.input_is_affine() and supports(cell) and active_probe() is None and build.load()
             and _usable(x, (p["weight_ih"], p.get("bias_ih")))):
         result = _run_kernel(cell, None, x, state0, cell.prepare(p), lengths, zoneout, all_states)
         if result is not None:
@@ -221,8 +238,8 @@ def run_from_input(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengt
 
 def _run_kernel(cell: CellMath, gx: Tensor | None, x: Tensor | None, state0: State, p: Params, lengths, zoneout,
                 all_states: bool):
-    """One kernel call on ``gx``, or (inference) on ``x`` with the input weights; None if the kernel cannot
-    take these tensors (device, dtype)."""
+    """One kernel call on ``gx``, or on ``x`` with the input weights; None if the kernel cannot take these
+    tensors (device, dtype)."""
     family, flags = _flags(cell)
     given = {"gx": gx, "h0": state0[0], "c0": state0[1] if family == "lstm" else None, **p}
     inputs = [given.get(name) for name in INPUTS[family]]
@@ -230,10 +247,12 @@ def _run_kernel(cell: CellMath, gx: Tensor | None, x: Tensor | None, state0: Sta
         return None
     inputs = [None if t is None else t.contiguous() for t in inputs]
     aux, rate = _aux(cell, state0, lengths, zoneout, p)
-    if gx is None:
-        aux[5:8] = [t if t is None else t.contiguous() for t in (x, p["weight_ih"], p.get("bias_ih"))]
     kernel = Kernel(family, flags, cell.hidden_size, rate)
-    if gx is not None and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+    if gx is None:  # the kernel projects x itself
+        aux[5:8] = [t if t is None else t.contiguous() for t in (x, p["weight_ih"], p.get("bias_ih"))]
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*aux[5:8], *inputs)):
+        if gx is None:  # a stand-in of gx in the graph (T, B, D_gx), whose backward gives x and W_ih theirs
+            inputs[0] = DeferredLinear.apply(*aux[5:8])
         hseq, h_T, c_T, cseq = FusedSequence.apply(kernel, aux, *inputs)
     else:
         (hseq, h_T, c_T, cseq), _ = kernel.forward(inputs, aux, all_states=all_states, save=False)
