@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <tuple>
@@ -29,12 +28,6 @@
 #include <vector>
 
 namespace rnnlab {
-
-// EXPERIMENT knobs (temporary)
-inline double knob(const char* name, double fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atof(v) : fallback;
-}
 
 using at::Tensor;
 using OptTensors = c10::List<std::optional<Tensor>>;
@@ -381,8 +374,7 @@ template <typename T> class StepInput {
   StepInput(const T* gx, int64_t B, int64_t D) : gx_(gx), B_(B), D_(D) {}
   StepInput(const T* x, int64_t steps, int64_t B, int64_t I, const T* w_ih, const T* b_ih, int64_t D)
       : B_(B), D_(D), x_(x), steps_(steps), I_(I), b_ih_(b_ih) {
-    static const int64_t chunk_bytes = knob("RNNLAB_CHUNK", kInputChunkBytes);
-    chunk_ = std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(1, B * D * sizeof(T)), 1, steps);
+    chunk_ = std::clamp<int64_t>(kInputChunkBytes / std::max<int64_t>(1, B * D * sizeof(T)), 1, steps);
     buffer_.resize(chunk_ * B * D);
     w_.emplace(w_ih, I, I, D, true, steps * B);  // W_ih^T (I, D)
   }
@@ -557,8 +549,7 @@ inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes,
     for (int64_t s0 = r0; s0 < r1; s0 += sub) f(s0, std::min(r1, s0 + sub), thread);
   };
   const int threads = at::get_num_threads();
-  static const double step_flops = knob("RNNLAB_STEPFLOPS", kParallelStepFlops);
-  if (threads == 1 || B < 2 || B * flops_per_row < step_flops || at::in_parallel_region()) {
+  if (threads == 1 || B < 2 || B * flops_per_row < kParallelStepFlops || at::in_parallel_region()) {
     run(0, B, 0);
     return;
   }
@@ -573,9 +564,12 @@ inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes,
 // of kUnitAlign), computes the recurrent products of its units' gate columns and their gate math. Each thread
 // then reads only its part of the weights (it stays in the thread's cache from step to step) and multiplies
 // all B rows at once; the cost is that the step's input must be complete (one parallel region per step, as
-// for rows). f(u0, u1, block) runs units [u0, u1), block i of unit_blocks(H) (one thread at a time runs a
-// block: per-block scratch is safe).
+// for rows). A step of a few rows is split this way down to fewer flops than a step split by rows, since each
+// thread still multiplies every row. f(u0, u1, block) runs units [u0, u1), block i of unit_blocks(H) (one
+// thread at a time runs a block: per-block scratch is safe).
 constexpr int64_t kUnitAlign = 16;
+constexpr double kParallelUnitFlops = 2.5e5;
+constexpr int64_t kUnitMinRows = 8;
 
 inline int64_t unit_blocks(int64_t H) {
   return at::in_parallel_region() ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), H / kUnitAlign));

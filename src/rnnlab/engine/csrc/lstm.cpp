@@ -285,11 +285,10 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
 
 // Whether the steps are split by units (common.h: for_step_units) rather than rows: where every row runs the
 // plain math (no layer norm: its statistics span a row; no projection: it needs all of r; no depth input, no
-// state mixing) and the step is big enough to pay for a parallel region.
+// state mixing) and the step is big enough to pay for a parallel region (batch 1, streaming, stays serial).
 inline bool split_by_units(const Spec& s, bool mix, double step_flops) {
-  static const bool units_knob = knob("RNNLAB_UNITS", 1) != 0;
-  static const double units_flops = knob("RNNLAB_UNITFLOPS", kParallelStepFlops);
-  return units_knob && !s.ln && !s.proj && !s.depth && !mix && step_flops >= units_flops && unit_blocks(s.H) > 1;
+  return !s.ln && !s.proj && !s.depth && !mix && s.B >= kUnitMinRows && step_flops >= kParallelUnitFlops &&
+         unit_blocks(s.H) > 1;
 }
 
 // Forward. Returns outputs [hseq (T,B,P), h_T (B,P), c_T (B,H), cseq (T,B,H) or empty] and, with save, the
