@@ -352,7 +352,7 @@ def test_steps_split_by_units_equal_reference(variant, inference, dtype):
     tol = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-4)
     try:
         cell = LSTMMath(40, variant)
-        x, state0, p = make_inputs(cell, 8, steps=7, batch=64)  # inference from x: chunks of 3 (or 6) steps
+        x, state0, p = make_inputs(cell, 8, steps=7, batch=96)  # inference from x: chunks of 2 to 6 steps
         x, state0 = x.detach().to(dtype), tuple(v.detach().to(dtype) for v in state0)
         p = {k: 0.3 * v.detach().to(dtype) for k, v in p.items()}
         leaves = [x, *state0, *p.values()]

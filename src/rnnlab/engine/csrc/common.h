@@ -564,11 +564,10 @@ inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes,
 // of kUnitAlign), computes the recurrent products of its units' gate columns and their gate math. Each thread
 // then reads only its part of the weights (it stays in the thread's cache from step to step) and multiplies
 // all B rows at once; the cost is that the step's input must be complete (one parallel region per step, as
-// for rows). A step of a few rows is split this way down to fewer flops than a step split by rows, since each
-// thread still multiplies every row. f(u0, u1, block) runs units [u0, u1), block i of unit_blocks(H) (one
-// thread at a time runs a block: per-block scratch is safe).
+// for rows; the same threshold kParallelStepFlops: on the project's 2-vCPU machines a parallel region costs
+// 10 to 250 us when the vCPUs are contended, more than a small step). f(u0, u1, block) runs units [u0, u1),
+// block i of unit_blocks(H) (one thread at a time runs a block: per-block scratch is safe).
 constexpr int64_t kUnitAlign = 16;
-constexpr double kParallelUnitFlops = 2.5e5;
 constexpr int64_t kUnitMinRows = 8;
 
 inline int64_t unit_blocks(int64_t H) {

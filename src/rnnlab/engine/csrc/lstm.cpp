@@ -287,7 +287,7 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
 // plain math (no layer norm: its statistics span a row; no projection: it needs all of r; no depth input, no
 // state mixing) and the step is big enough to pay for a parallel region (batch 1, streaming, stays serial).
 inline bool split_by_units(const Spec& s, bool mix, double step_flops) {
-  return !s.ln && !s.proj && !s.depth && !mix && s.B >= kUnitMinRows && step_flops >= kParallelUnitFlops &&
+  return !s.ln && !s.proj && !s.depth && !mix && s.B >= kUnitMinRows && step_flops >= kParallelStepFlops &&
          unit_blocks(s.H) > 1;
 }
 
