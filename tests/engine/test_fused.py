@@ -321,7 +321,8 @@ def test_inference_projects_in_chunks(cell, dtype):
 @pytest.mark.parametrize("cell", [GRUMath(64), GRUMath(64, layer_norm=True), GRUMath(64, "mut3")],
                          ids=["gru", "gru:ln", "gru:mut3"])
 def test_backward_in_chunks_of_steps(cell):
-    """Long enough for the backward to take weight gradients chunk by chunk (csrc/common.h: chunk_steps)."""
+    """Long enough for the backward to take weight gradients chunk by chunk (csrc/common.h: chunk_steps) and
+    for the kernel to project the input in several chunks of steps in training (run_from_input)."""
     steps, batch = 40, 32
     x, state0, p = make_inputs(cell, 48, steps=steps, batch=batch)
     p = {k: 0.1 * v.detach() for k, v in p.items()}  # torch's init scale: 40 steps of scale-1 weights are chaotic
@@ -330,53 +331,15 @@ def test_backward_in_chunks_of_steps(cell):
     leaves = [x, *state0, *p.values()]
     lengths = torch.randint(1, steps + 1, (batch,))
     results = []
-    for engine in (run_reference, run_fused):
-        seq, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths)
+    for run in (lambda: run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths),
+                lambda: fused.run_from_input(cell, x, state0, p, lengths=lengths)):
+        seq, final = run()
         g = torch.Generator().manual_seed(1)
         loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in (seq, *final))
         results.append(torch.autograd.grad(loss, leaves, allow_unused=True))
     for a, b in zip(*results, strict=True):
         if b is not None:
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("variant", LSTMMath.variants)
-@pytest.mark.parametrize("inference", [False, True], ids=["training", "inference"])
-def test_steps_split_by_units_equal_reference(variant, inference, dtype):
-    """A batch large enough for the steps to be split by units across threads (csrc/common.h: for_step_units);
-    H = 40 is not a multiple of the unit block, so the last thread's block is longer, and a block's gate
-    columns straddle packed panels (float32); from x, each block projects its columns a chunk at a time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    tol = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-4)
-    try:
-        cell = LSTMMath(40, variant)
-        x, state0, p = make_inputs(cell, 8, steps=7, batch=96)  # inference from x: chunks of 2 to 6 steps
-        x, state0 = x.detach().to(dtype), tuple(v.detach().to(dtype) for v in state0)
-        p = {k: 0.3 * v.detach().to(dtype) for k, v in p.items()}
-        leaves = [x, *state0, *p.values()]
-        for v in leaves:
-            v.requires_grad_()
-        results = []
-        for engine in (run_reference, run_fused):
-            if inference:
-                with torch.no_grad():
-                    seq, final = engine(cell, cell.project_input(x, p), state0, p)
-                    results.append([seq, *final])
-                    if engine is run_fused:
-                        seq, final = fused.run_from_input(cell, x, state0, p)
-                        results.append([seq, *final])
-                continue
-            seq, final = engine(cell, cell.project_input(x, p), state0, p, all_states=True)  # (h, c) of every step
-            g = torch.Generator().manual_seed(1)
-            loss = sum((o * torch.randn(o.shape, dtype=dtype, generator=g)).sum() for o in (*seq, *final))
-            results.append([*seq, *final, *torch.autograd.grad(loss, leaves)])
-        for other in results[1:]:
-            for a, b in zip(other, results[0], strict=True):
-                torch.testing.assert_close(a, b, **tol)
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("mode", ["plain", "packed+zoneout"])

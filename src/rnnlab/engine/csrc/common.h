@@ -315,45 +315,6 @@ template <typename T> class PackedB {
     }
   }
 
-  // Columns [c0, c1) only, on the calling thread: C[:, c0:c1) = A (M, K) B[:, c0:c1); C points at row 0,
-  // column 0 of the output (row stride ldc)
-  void multiply_cols(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, int64_t c0, int64_t c1) const {
-    if (M == 0 || c1 <= c0) return;
-    if (packed_.empty()) {
-      const T* b = transposed_ ? src_ + c0 * ld_ : src_ + c0;
-      gemm<T>(false, transposed_, M, c1 - c0, K_, T(1), A, lda, b, ld_, T(0), C + c0, ldc);
-      return;
-    }
-    for (int64_t j = c0; j < c1;) {  // the part of each panel the range covers
-      const int64_t j0 = j / kPanel * kPanel, nb = std::min(kPanel, N_ - j0);
-      const int64_t e = std::min(c1, j0 + nb);
-      if constexpr (std::is_same_v<T, float>) {
-        at::native::cpublas::brgemm(M, e - j, K_, lda, nb, ldc, false, A, packed_.data() + j0 * K_ + (j - j0),
-                                    C + j, false);
-      }
-      j = e;
-    }
-  }
-
-  // Rows [k0, k1) of B only, on the calling thread: C (M, N) (+)= A (M, k1 - k0) B[k0:k1, :], A pointing at
-  // the column of A that meets row k0
-  void multiply_rows(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, int64_t k0, int64_t k1,
-                     bool accumulate) const {
-    if (M == 0 || k1 <= k0) return;
-    if (packed_.empty()) {
-      const T* b = transposed_ ? src_ + k0 : src_ + k0 * ld_;
-      gemm<T>(false, transposed_, M, N_, k1 - k0, T(1), A, lda, b, ld_, accumulate ? T(1) : T(0), C, ldc);
-      return;
-    }
-    for (int64_t j0 = 0; j0 < N_; j0 += kPanel) {
-      const int64_t nb = std::min(kPanel, N_ - j0);
-      if constexpr (std::is_same_v<T, float>) {
-        at::native::cpublas::brgemm(M, nb, k1 - k0, lda, nb, ldc, accumulate, A, packed_.data() + j0 * K_ + k0 * nb,
-                                    C + j0, false);
-      }
-    }
-  }
-
   int64_t bytes() const { return K_ * N_ * static_cast<int64_t>(sizeof(T)); }
 
  private:
@@ -388,25 +349,6 @@ template <typename T> class StepInput {
       w_->multiply(n * B_, x_ + t * B_ * I_, I_, buffer_.data(), D_, false, b_ih_);
     }
     return buffer_.data() + (t - first_) * B_ * D_;
-  }
-
-  // gx_t (B, D) of step t where only columns [c0, c1) are read, on the calling thread: a step split by units
-  // projects each block's own columns (chunks start at multiples of chunk_, so that the threads agree)
-  const T* at_cols(int64_t t, int64_t c0, int64_t c1) {
-    if (gx_) return gx_ + t * B_ * D_;
-    const int64_t first = t / chunk_ * chunk_;
-    if (t == first) {
-      const int64_t rows = std::min(chunk_, steps_ - t) * B_;
-      w_->multiply_cols(rows, x_ + t * B_ * I_, I_, buffer_.data(), D_, c0, c1);
-      if (b_ih_) {
-        for (int64_t r = 0; r < rows; ++r) {
-          T* y = buffer_.data() + r * D_;
-#pragma omp simd
-          for (int64_t j = c0; j < c1; ++j) y[j] += b_ih_[j];
-        }
-      }
-    }
-    return buffer_.data() + (t - first) * B_ * D_;
   }
 
  private:
@@ -557,35 +499,6 @@ inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes,
   at::parallel_for(0, blocks, 1, [&](int64_t i0, int64_t i1) {
     const int thread = at::get_thread_num();
     for (int64_t i = i0; i < i1; ++i) run(i * B / blocks, (i + 1) * B / blocks, thread);
-  });
-}
-
-// A step split by units instead of rows: every thread takes all B rows and a block of the H units (a multiple
-// of kUnitAlign), computes the recurrent products of its units' gate columns and their gate math. Each thread
-// then reads only its part of the weights (it stays in the thread's cache from step to step) and multiplies
-// all B rows at once; the cost is that the step's input must be complete (one parallel region per step, as
-// for rows; the same threshold kParallelStepFlops: on the project's 2-vCPU machines a parallel region costs
-// 10 to 250 us when the vCPUs are contended, more than a small step). f(u0, u1, block) runs units [u0, u1),
-// block i of unit_blocks(H) (one thread at a time runs a block: per-block scratch is safe).
-constexpr int64_t kUnitAlign = 16;
-constexpr int64_t kUnitMinRows = 8;
-
-inline int64_t unit_blocks(int64_t H) {
-  return at::in_parallel_region() ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), H / kUnitAlign));
-}
-
-template <typename F> inline void for_step_units(int64_t H, const F& f) {
-  const int64_t blocks = unit_blocks(H);
-  if (blocks == 1) {
-    f(0, H, 0);
-    return;
-  }
-  at::parallel_for(0, blocks, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t u0 = (H / kUnitAlign) * i / blocks * kUnitAlign;
-      const int64_t u1 = i + 1 == blocks ? H : (H / kUnitAlign) * (i + 1) / blocks * kUnitAlign;
-      f(u0, u1, static_cast<int>(i));
-    }
   });
 }
 

@@ -82,8 +82,6 @@ struct Spec {
 // standing in for absent ones), gate offsets and the variant's switches as 0/1 numbers.
 template <typename T> struct RowArgs {
   int64_t H, GH;
-  int64_t n;  // units a call processes: H, or a block of them when a step is split by units (then the row
-              // pointers and the parameter pointers below start at the block's first unit)
   int64_t oi, of, og, oo;
   const T *bias, *ln_hh, *p_i, *p_f, *p_o, *lnc_w, *lnc_b, *w_cd, *w_ld, *ones, *zeros;
   T has_i, has_f, has_o, cifg, niaf, noaf;  // blends like a * x + (1 - a) * y vectorise, selects do not
@@ -92,7 +90,6 @@ template <typename T> struct RowArgs {
 template <typename T> RowArgs<T> row_args(const Spec& s, const OptTensors& in, const ConstRows<T>& c) {
   RowArgs<T> a;
   a.H = s.H;
-  a.n = s.H;
   a.GH = s.GH;
   a.oi = s.oi;
   a.of = s.of;
@@ -120,19 +117,6 @@ template <typename T> RowArgs<T> row_args(const Spec& s, const OptTensors& in, c
   return a;
 }
 
-// The arguments of units [u0, u0 + n) (no layer norm: its statistics need every unit of a row)
-template <typename T> RowArgs<T> unit_block(const RowArgs<T>& a, int64_t u0, int64_t n) {
-  RowArgs<T> b = a;
-  b.n = n;
-  b.bias = a.bias + u0;
-  b.p_i = a.p_i + u0;
-  b.p_f = a.p_f + u0;
-  b.p_o = a.p_o + u0;
-  b.w_cd = a.w_cd + u0;
-  b.w_ld = a.w_ld + u0;
-  return b;
-}
-
 // A gate block within a row: row + offset, or a row of constants when the variant has no such gate.
 template <typename T> inline const T* block(const T* row, int64_t offset, const T* absent) {
   return offset >= 0 ? row + offset : absent;
@@ -144,7 +128,7 @@ template <typename T> inline T* block(T* row, int64_t offset, T* absent) { retur
 // activated i, f, g, o (+ d, c^L); cp: c_{t-1}; cn: c~ out; out: r = o y out; sink (H,) takes absent gates.
 template <typename T, bool LN, bool DEPTH>
 inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const T* cp, T* cn, T* out, T* sink) {
-  const int64_t H = a.H, n = a.n;
+  const int64_t H = a.H;
   const T *zi = block(z, a.oi, a.zeros), *zf = block(z, a.of, a.zeros), *zg = z + a.og, *zo = block(z, a.oo, a.zeros);
   const T *xi = block(x, a.oi, a.zeros), *xf = block(x, a.of, a.zeros), *xg = x + a.og, *xo = block(x, a.oo, a.zeros);
   const T *bi = block(a.bias, a.oi, a.zeros), *bf = block(a.bias, a.of, a.zeros), *bg = a.bias + a.og,
@@ -163,7 +147,7 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
   const T *xd = x + a.GH, *xl = x + a.GH + H;
   T *gd = g + a.GH, *gl = g + a.GH + H;
 #pragma omp simd
-  for (int64_t u = 0; u < n; ++u) {
+  for (int64_t u = 0; u < H; ++u) {
     const T c0 = cp[u];
     T ai, af, ag, ao;
     if constexpr (LN) {
@@ -206,7 +190,7 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
     const T mc = mc_, rc = rc_;
     const T *lw = a.lnc_w, *lb = a.lnc_b;
 #pragma omp simd
-    for (int64_t u = 0; u < n; ++u) {
+    for (int64_t u = 0; u < H; ++u) {
       const T ca = (cn[u] - mc) * rc * lw[u] + lb[u];
       const T y = noaf * ca + (T(1) - noaf) * fast_tanh(ca);
       const T o = has_o * sigmoid(go[u] + p_o[u] * cn[u]) + (T(1) - has_o);
@@ -222,7 +206,7 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
 template <typename T, bool LN, bool DEPTH>
 inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* cn, const T* dr, const T* kc,
                          T* dcr, T* dx, T* dct, T* sink, double* dln_cell) {
-  const int64_t H = a.H, n = a.n;
+  const int64_t H = a.H;
   const T *gi = block(g, a.oi, a.ones), *gf = block(g, a.of, a.ones), *gg = g + a.og, *go = block(g, a.oo, a.ones);
   T *dxi = block(dx, a.oi, sink), *dxf = block(dx, a.of, sink), *dxg = dx + a.og, *dxo = block(dx, a.oo, sink);
   const T cifg = a.cifg, niaf = a.niaf, noaf = a.noaf;
@@ -247,7 +231,7 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
     ln_backward(cn, H, m, r, lw, dct, dct, dln_cell);
   }
 #pragma omp simd
-  for (int64_t u = 0; u < n; ++u) {
+  for (int64_t u = 0; u < H; ++u) {
     const T c = cn[u];
     T dca;
     if constexpr (LN) {
@@ -281,14 +265,6 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
     dcr[u] = dcp;
     dct[u] = d;
   }
-}
-
-// Whether the steps are split by units (common.h: for_step_units) rather than rows: where every row runs the
-// plain math (no layer norm: its statistics span a row; no projection: it needs all of r; no depth input, no
-// state mixing) and the step is big enough to pay for a parallel region (batch 1, streaming, stays serial).
-inline bool split_by_units(const Spec& s, bool mix, double step_flops) {
-  return !s.ln && !s.proj && !s.depth && !mix && s.B >= kUnitMinRows && step_flops >= kParallelStepFlops &&
-         unit_blocks(s.H) > 1;
 }
 
 // Forward. Returns outputs [hseq (T,B,P), h_T (B,P), c_T (B,H), cseq (T,B,H) or empty] and, with save, the
@@ -333,7 +309,6 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   auto row = s.ln ? (s.depth ? &forward_row<T, true, true> : &forward_row<T, true, false>)
                   : (s.depth ? &forward_row<T, false, true> : &forward_row<T, false, false>);
   const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 30.0 * GW;
-  const bool by_units = split_by_units(s, mix, B * flops_per_row);
 
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t slot = save ? t : 0;
@@ -345,24 +320,8 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
     T* ct = cseq + (t % c_slots) * B * H;
     T* ctil = mix ? Ct_t.data_ptr<T>() + slot * B * H : ct;  // c~ before mixing (c_t itself without mixing)
     T* ht = hseq + t * B * P;
-    if (by_units) {
-      for_step_units(H, [&](int64_t u0, int64_t u1, int block) {
-        T* sink = tb.rows<T>(block);  // absent gates (H,)
-        const T* gxt = nullptr;
-        for (const int64_t offset : {s.oi, s.of, s.og, s.oo}) {  // the columns of these units' gates
-          if (offset < 0) continue;
-          gxt = input.at_cols(t, offset + u0, offset + u1);
-          W_T.multiply_cols(B, hprev, P, Gt, GW, offset + u0, offset + u1);
-        }
-        const RowArgs<T> au = unit_block(a, u0, u1 - u0);
-        for (int64_t b = 0; b < B; ++b) {
-          T* g = Gt + b * GW + u0;
-          row(au, gxt + b * Dgx + u0, g, g, cprev + b * H + u0, ct + b * H + u0, ht + b * P + u0, sink);
-        }
-      });
-      continue;
-    }
     const T* gxt = input.at(t);
+
     for_step_rows(B, flops_per_row, W_T.bytes(), [&](int64_t r0, int64_t r1, int thread) {
       const int64_t n = r1 - r0;
       // recurrent product (n, GH) = h_{t-1} (n, P) W_hh^T (P, GH): into the gates (or Z for layer norm)
@@ -470,69 +429,8 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   auto row = s.ln ? (s.depth ? &backward_row<T, true, true> : &backward_row<T, true, false>)
                   : (s.depth ? &backward_row<T, false, true> : &backward_row<T, false, false>);
   const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 40.0 * GW;
-  // Split by units, each block of units adds its gates' share to dh_{t-1}: parts (2, blocks, B, P), the
-  // shares of step t in parts[t % 2] (the other half still holds those of step t + 1, read at step t)
-  const bool by_units = split_by_units(s, mix, B * flops_per_row);
-  const int64_t blocks = by_units ? unit_blocks(H) : 0;
-  Tensor parts_t = by_units ? at::empty({2, blocks, B, P}, opts) : none_tensor(gx_t);
-  auto parts = [&](int64_t t, int64_t block) { return parts_t.data_ptr<T>() + ((t % 2) * blocks + block) * B * P; };
-  auto step_by_units = [&](int64_t t) {
-    const T* cprev = t ? cseq + (t - 1) * B * H : c0;
-    const T* Gt = G + t * B * GW;
-    T* dxt = dgx + t * B * Dgx;
-    T* dh = dh_a.data_ptr<T>();  // dh_t (B, P): this block's units are gathered here first
-    const T* dhs = d_hseq ? d_hseq + t * B * P : nullptr;
-    const T* dcs = d_cseq ? d_cseq + t * B * H : nullptr;
-    for_step_units(H, [&](int64_t u0, int64_t u1, int block) {
-      T* dct = tb.rows<T>(block);  // dc~ (H,)
-      T* sink = dct + H;           // gradients of absent gates (H,)
-      double* ap = tb.accumulators(block) + a_peep;
-      const RowArgs<T> au = unit_block(a, u0, u1 - u0);
-      for (int64_t b = 0; b < B; ++b) {
-        T* d = dh + b * P;
-        for (int64_t u = u0; u < u1; ++u) {  // dh_t = d h_T (last step) or the blocks' shares, + d hseq_t
-          T v = d[u];
-          if (t + 1 < T_) {
-            v = 0;
-            for (int64_t i = 0; i < blocks; ++i) v += parts(t + 1, i)[b * P + u];
-          }
-          d[u] = dhs ? v + dhs[b * P + u] : v;
-        }
-        if (dcs)
-          for (int64_t u = u0; u < u1; ++u) dc[b * H + u] += dcs[b * H + u];
-        const T* cp = cprev + b * H;
-        T* dx = dxt + b * Dgx;
-        row(au, Gt + b * GW + u0, cp + u0, cseq + (t * B + b) * H + u0, d + u0, a.zeros, dc + b * H + u0, dx + u0,
-            dct, sink, nullptr);
-        if (s.peep) {
-          const T* cn = cseq + (t * B + b) * H;
-          for (int64_t u = u0; u < u1; ++u) {
-            ap[u] += static_cast<double>(dx[s.oi + u] * cp[u]);
-            ap[H + u] += static_cast<double>(dx[s.of + u] * cp[u]);
-            ap[2 * H + u] += static_cast<double>(dx[s.oo + u] * cn[u]);
-          }
-        }
-      }
-      // this block's share of dh_{t-1} (B, P) = sum over its gate columns dA[:, cols] W_hh[cols, :]
-      bool first = true;
-      for (const int64_t offset : {s.oi, s.of, s.og, s.oo}) {
-        if (offset < 0) continue;
-        Wp.multiply_rows(B, dxt + offset + u0, Dgx, parts(t, block), P, offset + u0, offset + u1, !first);
-        first = false;
-      }
-    });
-  };
 
-  for (int64_t t = T_ - 1; t >= 0 && by_units; --t) step_by_units(t);
-  if (by_units) {  // dh_{-1}: the gradient of h0
-    T* dh = dh_a.data_ptr<T>();
-    for (int64_t j = 0; j < B * P; ++j) {
-      T v = 0;
-      for (int64_t i = 0; i < blocks; ++i) v += parts(0, i)[j];
-      dh[j] = v;
-    }
-  }
-  for (int64_t t = T_ - 1; t >= 0 && !by_units; --t) {
+  for (int64_t t = T_ - 1; t >= 0; --t) {
     T* dh = dh_a.data_ptr<T>();   // dh_t (B, P)
     T* dhn = dh_b.data_ptr<T>();  // dh_{t-1} being built
     const T* cprev = t ? cseq + (t - 1) * B * H : c0;
