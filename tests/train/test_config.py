@@ -32,6 +32,14 @@ def test_cell_defaults_of_a_task_merge_under_the_users_layer_options(overrides, 
     assert config.model.layer_options == layer_options
 
 
+def test_task_default_layer_options_merge_with_the_users():
+    """music's default DropConnect stays when the user adds zoneout, and goes only when the user sets it."""
+    assert build_config("music", {}, {"layer_options": {"zoneout": 0.1}}).model.layer_options == {
+        "weight_drop": 0.5, "zoneout": 0.1}
+    assert build_config("music", {}, {"layer_options": {"weight_drop": 0.0}}).model.layer_options == {
+        "weight_drop": 0.0}
+
+
 def test_epochs_replace_the_default_steps():
     config = build_config("digits", {}, {"epochs": 2})
     assert config.loop.steps is None and config.loop.epochs == 2

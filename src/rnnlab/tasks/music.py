@@ -21,7 +21,8 @@ Defaults (``Music.defaults`` and the dropout options) are tuned on JSB Chorales-
 of ~60 steps): 256 units, DropConnect 0.5 on the recurrent weights, input/output dropout 0.2/0.5, 1,500 steps
 of 8 pieces with the learning rate cut tenfold after 900. A larger file wants less regularisation and a longer
 budget; on Nottingham (694 pieces of ~250 steps): ``--input-dropout 0.1 --output-dropout 0.3 --weight-drop 0.2
---steps 6000 --schedule cosine --eval-every 300`` (``--weight-drop`` replaces the default layer options).
+--steps 6000 --schedule cosine --eval-every 300`` (``--weight-drop`` replaces the default 0.5; other layer options
+add to it).
 """
 
 from __future__ import annotations

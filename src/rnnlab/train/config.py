@@ -232,10 +232,10 @@ def build_config(task: str, task_options: Mapping[str, Any], overrides: Mapping[
     cell = given.get("cell", config.model.cell)
     variant = given.get("variant", config.model.variant if cell == config.model.cell else None)
     by_cell = dict(task_cls.cell_defaults(cell, variant, config.task_options))
-    if "layer_options" in by_cell:
-        given = {**given, "layer_options": _merge_layer_options(by_cell["layer_options"],
-                                                                given.get("layer_options", {}))}
-    config = config.with_overrides(by_cell).with_overrides(given)
+    # layer options merge key by key: the task's defaults < its cell defaults < the user's
+    layer_options = _merge_layer_options(config.model.layer_options, by_cell.pop("layer_options", {}))
+    layer_options = _merge_layer_options(layer_options, given.get("layer_options", {}))
+    config = config.with_overrides(by_cell).with_overrides({**given, "layer_options": layer_options})
     config.validate()
     return config
 
