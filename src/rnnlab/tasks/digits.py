@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from rnnlab.tasks.base import Batch, MetricSums, register_task
+from rnnlab.tasks.classification import class_prior_logits, classification_sums
 from rnnlab.tasks.heads import LastStep
 from rnnlab.tasks.streams import IndexedTask, derive_generator
 
@@ -68,14 +69,9 @@ class Digits(IndexedTask):
         return F.cross_entropy(outputs, batch.targets)
 
     def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
-        nll = F.cross_entropy(outputs, batch.targets, reduction="sum")
-        correct = (outputs.argmax(dim=-1) == batch.targets).sum()
-        n = batch.targets.numel()
-        return {"accuracy": (correct.item(), n), "nll_nats": (nll.item(), n)}
+        return classification_sums(outputs, batch.targets)
 
     def baseline(self) -> dict[str, float]:
         """The training split's class frequencies, whatever the image (accuracy of the majority class)."""
-        labels = self.data("train").tensors[1]
-        counts = torch.bincount(labels, minlength=N_CLASSES).float()
-        log_prior = torch.log(counts / counts.sum())  # (10,)
+        log_prior = class_prior_logits(self.data("train").tensors[1], N_CLASSES)  # (10,)
         return self.evaluate_predictor(lambda batch: log_prior.expand(batch.size, N_CLASSES))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +18,7 @@ from torch.utils.data import TensorDataset
 from rnnlab.data.images import ImageSequenceData, load_mnist
 from rnnlab.errors import InputError
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
+from rnnlab.tasks.classification import class_prior_logits, classification_sums
 from rnnlab.tasks.heads import LastStep
 from rnnlab.tasks.streams import IndexedTask
 
@@ -26,20 +26,6 @@ __all__ = ["MNIST", "class_prior_logits", "classification_sums"]
 
 N_CLASSES = 10
 PERMUTATION_SEED = 0  # the one fixed pixel order of --permute
-
-
-def classification_sums(logits: torch.Tensor, labels: torch.Tensor) -> MetricSums:
-    """``accuracy`` and ``nll_nats`` sums of ``(B, C)`` logits against ``(B,)`` class ids."""
-    nll = F.cross_entropy(logits, labels, reduction="sum")
-    correct = (logits.argmax(dim=-1) == labels).sum()
-    n = labels.numel()
-    return {"accuracy": (correct.item(), n), "nll_nats": (nll.item(), n)}
-
-
-def class_prior_logits(labels: np.ndarray | torch.Tensor, n_classes: int) -> torch.Tensor:
-    """``(C,)`` log class frequencies of the training labels (the majority-class baseline's outputs)."""
-    counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=n_classes).float()
-    return torch.log(counts / counts.sum())
 
 
 @register_task

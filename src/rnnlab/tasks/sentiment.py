@@ -55,6 +55,7 @@ from rnnlab.data.text import TextClassificationData, WordTokenizer, encode_texts
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import InputError, InputWarning
 from rnnlab.tasks.base import SPLITS, Batch, MetricSums, Task, TaskOption, register_task
+from rnnlab.tasks.classification import class_prior_logits, classification_sums
 from rnnlab.tasks.heads import last_step, unpack
 from rnnlab.tasks.streams import derive_generator
 
@@ -266,18 +267,14 @@ class Sentiment(Task):
         return F.cross_entropy(outputs, batch.targets)
 
     def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
-        nll = F.cross_entropy(outputs, batch.targets, reduction="sum")
-        correct = (outputs.argmax(dim=-1) == batch.targets).sum()
-        n = batch.targets.numel()
-        return {"accuracy": (correct.item(), n), "nll_nats": (nll.item(), n)}
+        return classification_sums(outputs, batch.targets)
 
     # --------------------------------------------------------------------------------------------- baselines
     def baseline(self) -> dict[str, float]:
         """TF-IDF + logistic regression under the metric names; the majority class as ``majority_*``."""
         log_probs = torch.from_numpy(self.tfidf_log_probs("test"))  # (N_test, C)
         out = self.evaluate_predictor(lambda batch: log_probs[batch.extra["index"]])
-        counts = torch.bincount(self.encoded("train")[2], minlength=len(self.classes)).double()
-        log_prior = torch.log(counts / counts.sum()).float()  # (C,)
+        log_prior = class_prior_logits(self.encoded("train")[2], len(self.classes))  # (C,)
         majority = self.evaluate_predictor(lambda batch: log_prior.expand(batch.size, -1))
         out.update({f"majority_{name}": value for name, value in majority.items()})
         return out

@@ -20,8 +20,8 @@ from torch.nn.utils.rnn import pack_sequence
 
 from rnnlab.data.speech import SpeechData, load_spoken_digits
 from rnnlab.tasks.base import Batch, MetricSums, register_task
+from rnnlab.tasks.classification import class_prior_logits, classification_sums
 from rnnlab.tasks.heads import LastStep
-from rnnlab.tasks.mnist import class_prior_logits, classification_sums
 from rnnlab.tasks.variable import VariableLengthTask
 
 __all__ = ["Speech"]
