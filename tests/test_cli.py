@@ -8,23 +8,9 @@ import torch
 
 from rnnlab.cli import cli, main
 
+from .cli_helpers import assert_one_line_error, run_cli
+
 TINY = ["--cell", "gru", "--hidden", "8", "--steps", "10", "--eval-every", "5", "--batch-size", "32", "--quiet"]
-
-
-def run_cli(capsys, *args):
-    """Run `rnnlab ARGS` in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rnnlab: error: ") and "Traceback" not in err
-    assert pattern in lines[0], lines[0]
 
 
 def snapshot(path):

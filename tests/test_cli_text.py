@@ -8,34 +8,15 @@ import torch
 
 from rnnlab.cli import main
 
+from .cli_helpers import assert_one_line_error, run_cli
+
 GOOD = ["great", "tasty", "delicious", "lovely", "fresh", "perfect"]
 BAD = ["awful", "stale", "bland", "soggy", "rotten", "terrible"]
 VERSE = "ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nAy me!\n\n"
 TINY = ["--hidden", "16", "--batch-size", "8", "--lr", "0.01", "--schedule", "constant", "--quiet"]
 
 
-def run_cli(capsys, *args):
-    """Run `rnnlab ARGS` in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rnnlab: error: ") and "Traceback" not in err
-    assert pattern in lines[0], lines[0]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,13 @@ private cache per test would rebuild.
 from pathlib import Path
 
 import pytest
-import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """torch uses one thread in these tests (the machines are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """torch uses one thread in these tests (see the root conftest's ``one_thread``)."""
 
 
 @pytest.fixture
