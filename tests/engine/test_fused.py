@@ -54,23 +54,29 @@ def make_inputs(cell, input_size, steps=T, batch=B, seed=0):
     return x, tuple(state0), p
 
 
+def engines_outputs_and_grads(cell, x, state0, p, project=None, **options):
+    """``[(outputs, grads)]`` of the reference engine, then the fused one: every output and the gradients of a
+    fixed random weighting of them with respect to ``x``, the differentiable states and the parameters.
+    ``project(cell, x, p)`` gives the engines' input (default: the cell's ``project_input``)."""
+    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
+    results = []
+    for engine in (run_reference, run_fused):
+        gx = cell.project_input(x, p) if project is None else project(cell, x, p)
+        sequence, final = engine(cell, gx, state0, p, **options)
+        outputs = [*(sequence if isinstance(sequence, tuple) else (sequence,)), *final]
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, dtype=o.dtype, generator=g)).sum() for o in outputs)
+        results.append((outputs, torch.autograd.grad(loss, leaves, allow_unused=True)))
+    return results
+
+
 def run_both(cell, input_size, lengths, rate, training, all_states):
     """Outputs and gradients (of a random weighting of every output) from both engines."""
     x, state0, p = make_inputs(cell, input_size)
     zoneout = None
     if rate:
         zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), T, B, training=training, like=x)
-    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
-    results = []
-    for engine in (run_reference, run_fused):
-        sequence, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
-                                 all_states=all_states)
-        outputs = [*(sequence if isinstance(sequence, tuple) else (sequence,)), *final]
-        g = torch.Generator().manual_seed(1)
-        loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in outputs)
-        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        results.append((outputs, grads))
-    return results
+    return engines_outputs_and_grads(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -197,14 +203,7 @@ def test_float32_outputs_and_gradients_close_to_reference(name, cell, input_size
     x = x.detach().float().requires_grad_()
     p = {k: v.detach().float().mul(0.5).requires_grad_() for k, v in p.items()}
     state0 = tuple(s.detach().float().requires_grad_(s.requires_grad) for s in state0)
-    leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
-    results = []
-    for engine in (run_reference, run_fused):
-        seq, final = engine(cell, fused.project_input(cell, x, p), state0, p, lengths=torch.arange(16, 8, -1))
-        outputs = [*(seq if isinstance(seq, tuple) else (seq,)), *final]
-        g = torch.Generator().manual_seed(1)
-        loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outputs)
-        results.append((outputs, torch.autograd.grad(loss, leaves, allow_unused=True)))
+    results = engines_outputs_and_grads(cell, x, state0, p, fused.project_input, lengths=torch.arange(16, 8, -1))
     (ref_out, ref_grads), (out, grads) = results
     for a, b in zip(out, ref_out, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -265,16 +264,9 @@ def test_threaded_steps_equal_reference(name, cell, input_size):
         x, state0, p = make_inputs(cell, input_size, steps, batch)
         if isinstance(cell, ClockworkMath):
             state0 = (state0[0], torch.zeros(batch, 1, dtype=DT))
-        leaves = [x, *(s for s in state0 if s.requires_grad), *p.values()]
         zoneout = Zoneout.plan(0.2, cell.zoneout_states, cell.state_sizes(), steps, batch, training=True, like=x)
         lengths = torch.randint(1, steps + 1, (batch,))
-        results = []
-        for engine in (run_reference, run_fused):
-            seq, final = engine(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout)
-            outputs = [seq, *final]
-            g = torch.Generator().manual_seed(1)
-            loss = sum((o * torch.randn(o.shape, dtype=DT, generator=g)).sum() for o in outputs)
-            results.append((outputs, torch.autograd.grad(loss, leaves, allow_unused=True)))
+        results = engines_outputs_and_grads(cell, x, state0, p, lengths=lengths, zoneout=zoneout)
         (ref_out, ref_grads), (out, grads) = results
         for a, b in zip(out, ref_out, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
