@@ -70,6 +70,19 @@ def engines_outputs_and_grads(cell, x, state0, p, project=None, **options):
     return results
 
 
+def assert_engines_agree(results, rtol, atol, grad_rtol=None, grad_atol=None):
+    """The fused engine's outputs and gradients equal the reference's (``results`` as from
+    :func:`engines_outputs_and_grads`) within the tolerances; the same gradients are absent in both."""
+    (ref_out, ref_grads), (out, grads) = results
+    assert len(out) == len(ref_out)
+    for a, b in zip(out, ref_out, strict=True):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+    for a, b in zip(grads, ref_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=grad_rtol or rtol, atol=grad_atol or atol)
+
+
 def run_both(cell, input_size, lengths, rate, training, all_states):
     """Outputs and gradients (of a random weighting of every output) from both engines."""
     x, state0, p = make_inputs(cell, input_size)
@@ -96,14 +109,7 @@ def _no_reference_fallback():
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("name,cell,input_size", CELLS, ids=[c[0] for c in CELLS])
 def test_fused_equals_reference(name, cell, input_size, mode):
-    (ref_out, ref_grads), (out, grads) = run_both(cell, input_size, *MODES[mode])
-    assert len(out) == len(ref_out)
-    for a, b in zip(out, ref_out, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
-    for a, b in zip(grads, ref_grads, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    assert_engines_agree(run_both(cell, input_size, *MODES[mode]), rtol=1e-9, atol=1e-11)
 
 
 def test_inference_path_equals_training_path():
@@ -204,12 +210,7 @@ def test_float32_outputs_and_gradients_close_to_reference(name, cell, input_size
     p = {k: v.detach().float().mul(0.5).requires_grad_() for k, v in p.items()}
     state0 = tuple(s.detach().float().requires_grad_(s.requires_grad) for s in state0)
     results = engines_outputs_and_grads(cell, x, state0, p, fused.project_input, lengths=torch.arange(16, 8, -1))
-    (ref_out, ref_grads), (out, grads) = results
-    for a, b in zip(out, ref_out, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    for a, b in zip(grads, ref_grads, strict=True):
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    assert_engines_agree(results, rtol=1e-4, atol=1e-5, grad_rtol=1e-3, grad_atol=1e-4)
 
 
 # ---- the input projection on the engine's GEMM --------------------------------------------------------------------
@@ -267,12 +268,7 @@ def test_threaded_steps_equal_reference(name, cell, input_size):
         zoneout = Zoneout.plan(0.2, cell.zoneout_states, cell.state_sizes(), steps, batch, training=True, like=x)
         lengths = torch.randint(1, steps + 1, (batch,))
         results = engines_outputs_and_grads(cell, x, state0, p, lengths=lengths, zoneout=zoneout)
-        (ref_out, ref_grads), (out, grads) = results
-        for a, b in zip(out, ref_out, strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
-        for a, b in zip(grads, ref_grads, strict=True):
-            if a is not None:
-                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+        assert_engines_agree(results, rtol=1e-9, atol=1e-10)
     finally:
         torch.set_num_threads(threads)
 
