@@ -20,13 +20,6 @@ def run(cell, gx, state0, p, *, lengths=None, zoneout=None, all_states=False, ba
     return engine(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 
-def project_input(cell, x, p, *, backend=DEFAULT_BACKEND):
-    """The hoisted input projection ``cell.project_input(x, p)`` of all steps, on the backend's GEMM."""
-    if backend == "reference":
-        return cell.project_input(x, p)
-    return fused.project_input(cell, x, p)
-
-
 def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states=False, backend=DEFAULT_BACKEND):
     """:func:`run` on ``gx = cell.project_input(x, p)`` (``x`` ``(T, B, I)``), projected by the engine: the
     reference projects every step at once; the fused engine too in training, and in inference a few steps
@@ -37,5 +30,4 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     return fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "project_input", "run", "run_from_input", "run_fused",
-           "run_reference"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Zoneout", "run", "run_from_input", "run_fused", "run_reference"]

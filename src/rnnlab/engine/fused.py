@@ -132,11 +132,9 @@ class FusedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
         x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (R, K)
-        weight = weight.contiguous()
-        ctx.save_for_backward(x2, weight)
+        ctx.save_for_backward(x2, weight.contiguous())
         ctx.has_bias, ctx.shape = bias is not None, x.shape
-        y = torch.ops.rnnlab.linear_forward(x2, weight, None if bias is None else bias.contiguous())
-        return y.view(*x.shape[:-1], weight.shape[0])
+        return _linear_forward(x2, weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, dy: Tensor):
@@ -168,9 +166,14 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return torch.nn.functional.linear(x, weight, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return FusedLinear.apply(x, weight, bias)
-    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    return _linear_forward(x, weight, bias)
+
+
+def _linear_forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ weight.T + bias`` on the engine's GEMM, ``(..., K) -> (..., N)``; no autograd."""
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (R, K)
     y = torch.ops.rnnlab.linear_forward(x2, weight.contiguous(), None if bias is None else bias.contiguous())
-    return y.view(*x.shape[:-1], weight.shape[0])
+    return y.view(*x.shape[:-1], weight.shape[0])  # (..., N)
 
 
 def project_input(cell: CellMath, x: Tensor, p: Params) -> Tensor:
