@@ -3,17 +3,23 @@
 from rnnlab.errors import InputError
 from rnnlab.layers import (
     GRU,
+    LRU,
     LSTM,
     RNN,
+    SLSTM,
     ClockworkRNN,
     DepthGatedLSTM,
     GRUCell,
+    IndRNN,
     LSTMCell,
+    MinGRU,
+    MinLSTM,
     RNNCell,
+    Stack,
     build_layer,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
-           "RNNCell", "build_layer"]
+__all__ = ["GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN",
+           "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer"]

@@ -87,7 +87,9 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 )
 @click.argument("task")
 @click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--cell", type=click.Choice(CELLS), help="Recurrent cell family.  [default: lstm]")
+@click.option("--cell", metavar="CELL",
+              help=f"Recurrent cell family: {', '.join(CELLS)}; or families joined by '+' for a mixed stack "
+                   "(lstm+gru: an LSTM layer under a GRU layer).  [default: lstm]")
 @click.option("--variant", help="Variant of the cell (e.g. peephole, cifg, mut1, relu); default: vanilla.")
 @click.option("--hidden", type=_POSITIVE, help="Hidden units per layer (default: the task's).")
 @click.option("--layers", type=_POSITIVE, help="Stacked recurrent layers.  [default: 1]")

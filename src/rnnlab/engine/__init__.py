@@ -3,9 +3,13 @@
 - ``"fused"`` (default): :func:`rnnlab.engine.fused.run_fused`, compiled C++ with a hand-written backward;
 - ``"reference"``: :func:`rnnlab.engine.reference.run_reference`, the autograd loop every engine is tested
   against.
+
+Cells whose recurrence is linear in the state (minGRU, minLSTM, LRU) run on the ``"fused"`` backend as a
+parallel scan (:mod:`rnnlab.engine.scan`), unless zoneout or a probe needs the steps one by one.
 """
 
-from rnnlab.engine import fused
+from rnnlab.cells.probe import active_probe
+from rnnlab.engine import fused, scan
 from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -27,6 +31,8 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     if backend == "reference":
         return run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
                              all_states=all_states)
+    if scan.supports(cell) and zoneout is None and active_probe() is None:
+        return scan.run_scan(cell, x, state0, p, lengths=lengths, all_states=all_states)
     return fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 

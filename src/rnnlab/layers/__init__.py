@@ -4,14 +4,21 @@ from rnnlab.layers.cell_modules import GRUCell, LSTMCell, RNNCell
 from rnnlab.layers.factory import (
     CELLS,
     build_layer,
+    check_cell,
     default_variant,
     has_keep_gate,
+    length_options,
+    mixed_families,
     needs_input_projection,
     variants_of,
 )
+from rnnlab.layers.modern import LRU, SLSTM, IndRNN, MinGRU, MinLSTM
 from rnnlab.layers.recurrent import Recurrent
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
+from rnnlab.layers.stack import Stack
 from rnnlab.layers.torch_like import GRU, LSTM, RNN
 
-__all__ = ["CELLS", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "ClockworkRNN", "DepthGatedLSTM",
-           "Recurrent", "build_layer", "default_variant", "has_keep_gate", "needs_input_projection", "variants_of"]
+__all__ = ["CELLS", "GRU", "GRUCell", "LRU", "LSTM", "LSTMCell", "RNN", "RNNCell", "SLSTM", "ClockworkRNN",
+           "DepthGatedLSTM", "IndRNN", "MinGRU", "MinLSTM", "Recurrent", "Stack", "build_layer", "check_cell",
+           "default_variant", "has_keep_gate", "length_options",
+           "mixed_families", "needs_input_projection", "variants_of"]

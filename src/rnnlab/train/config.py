@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnlab.errors import InputError
-from rnnlab.layers import CELLS, variants_of
+from rnnlab.layers import check_cell, variants_of
 from rnnlab.tasks import get_task
 
 __all__ = [
@@ -38,7 +38,7 @@ CONFIG_FORMAT = 1
 class ModelConfig:
     """The recurrent model (the task adds its own encoder and head)."""
 
-    cell: str = "lstm"  # recurrent cell family, one of rnnlab.layers.CELLS
+    cell: str = "lstm"  # recurrent cell family, one of rnnlab.layers.CELLS, or a mixed stack "lstm+gru"
     variant: str | None = None  # variant of the family (variants_of(cell)); None: the family's default
     hidden_size: int = 128  # units per layer and direction
     num_layers: int = 1  # stacked recurrent layers
@@ -47,8 +47,7 @@ class ModelConfig:
     layer_options: dict[str, Any] = field(default_factory=dict)  # more keywords for build_layer: layer_norm...
 
     def validate(self) -> None:
-        if self.cell not in CELLS:
-            raise InputError(f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}")
+        check_cell(self.cell)
         if self.variant is not None and self.variant not in variants_of(self.cell):
             known = ", ".join(variants_of(self.cell))
             raise InputError(f"unknown {self.cell} variant {self.variant!r}; expected one of: {known}")
