@@ -181,6 +181,27 @@ def test_indrnn_uses_the_bounded_recurrent_weight():
     torch.testing.assert_close(out.flatten(), torch.tensor([1.0, 0.5, 0.25], dtype=torch.double))
 
 
+def test_indrnn_learns_to_carry_a_sign_through_weak_noise():
+    """IndRNN has no gate to shut out distractors (the recall test of tests/layers/test_learning.py); with weak
+    ones its units integrate the first input over 20 steps and the loss falls."""
+    torch.manual_seed(0)
+    layer = rnnlab.IndRNN(2, 16, max_len=20)
+    head = torch.nn.Linear(16, 1)
+    opt = torch.optim.Adam([*layer.parameters(), *head.parameters()], lr=0.02)
+    losses = []
+    for _ in range(250):
+        x = torch.randn(20, 32, 2)
+        x[1:] *= 0.1
+        out, _ = layer(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(out[-1]), (x[0, :, :1] > 0).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert first > 0.6 and last < 0.5 * first, (first, last)
+
+
 def test_lru_initialisation_follows_the_paper():
     torch.manual_seed(0)
     layer = rnnlab.LRU(4, 6, state_size=2000, r_min=0.4, r_max=0.9, max_phase=math.pi / 10)
