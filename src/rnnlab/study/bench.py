@@ -115,7 +115,7 @@ def forward_flops(layer: torch.nn.Module, T: int, B: int) -> float:
     products of every layer and direction (proj_size included); pointwise math not counted."""
     total = 0.0
     for name, p in layer.named_parameters():
-        if name.startswith(("weight_ih", "weight_hh", "weight_hr")):
+        if name.startswith(("weight_ih", "weight_hh", "weight_hr")) and p.dim() == 2:  # IndRNN's u: no GEMM
             total += 2.0 * T * B * p.shape[0] * p.shape[1]
     return total
 
