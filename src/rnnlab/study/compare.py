@@ -455,9 +455,10 @@ def _schedule(study: StudyConfig, contestants: list[Contestant], executor: Execu
         for job, results, error in executor.wait():
             c = jobs_by_id[job.run_id]
             if job.extra["kind"] == "trial":
+                if results is not None:  # recorded before told: a kill between the two reruns the trial's tell
+                    store.record(job.run_id, results)
                 state = c.tuner.tell(job.extra["trial"], results)
                 if results is not None:
-                    store.record(job.run_id, results)
                     progress.run_done(f"{c.key} trial {job.extra['trial']}: {state.lower()}, best valid "
                                       f"{results['monitor']} {_fmt(results.get('best_valid'))} "
                                       f"in {results['train_seconds']:.0f} s")
