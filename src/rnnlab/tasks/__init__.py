@@ -10,12 +10,14 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     adding,
     copy_memory,
     digits,
+    events,
     forecast,
     lm,
     mnist,
     music,
     sentiment,
     speech,
+    video,
 )
 from rnnlab.tasks.base import (
     SPLITS,
