@@ -113,5 +113,6 @@ def test_a_short_quantile_run_learns_and_covers(write):
     results = trainer.fit()
     metrics = results["metrics"]
     assert metrics["test_mae"] < 0.5 * before["mae"]
-    assert 0.5 < metrics["test_coverage_80"] <= 1.0
+    assert metrics["test_coverage_80"] > before["coverage_80"] + 0.2  # the quantiles spread apart as they learn
+    assert metrics["test_interval_width"] > 0
     assert 0.5 < results["baseline"]["test_naive_coverage_80"] <= 1.0

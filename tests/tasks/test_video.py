@@ -55,3 +55,17 @@ def test_a_short_run_learns_and_writes_the_strip(tmp_path, monkeypatch):
 
     with Image.open(tmp_path / "run" / "predictions.png") as strip:
         assert strip.size == (640, 9 * 64)
+
+
+def test_each_cell_family_gets_its_convolutional_layer():
+    import rnnlab
+    from rnnlab.tasks.model import build_model
+
+    task = Video()
+    for cell, kind in (("lstm", rnnlab.ConvLSTM), ("gru", rnnlab.ConvGRU), ("rnn", rnnlab.ConvRNN)):
+        model = build_model(task, cell, 4)
+        assert type(model.layer) is kind and model.layer.kernel_size == 3
+        frames = torch.zeros(20, 2, 1, 64, 64)
+        assert model(frames)[0].shape == (10, 2, 64, 64)
+    with pytest.raises(InputError, match="convolutional layers of the cells lstm, gru, rnn"):
+        build_model(task, "clockwork", 4)
