@@ -57,14 +57,21 @@ def commands(args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
 
 
 def run(args: argparse.Namespace) -> None:
-    todo = [(path, cmd) for path, cmd in commands(args) if not (path / "results.json").exists()]
+    todo = [(path, cmd) for path, cmd in commands(args)
+            if not (path / "results.json").exists() and not Path(f"{path}.log").exists()]
+    if args.reverse:
+        todo.reverse()
     for _, cmd in todo:
         print(" ".join(cmd), flush=True)
 
     def one(item: tuple[Path, list[str]]) -> None:
         path, cmd = item
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.log", "w") as log:
+        try:
+            log = open(f"{path}.log", "x")  # another runner took it meanwhile: skip
+        except FileExistsError:
+            return
+        with log:
             code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         print(f"{'done' if code == 0 else f'FAILED ({code})'}: {path.name}", flush=True)
 
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     go.add_argument("--steps", type=int, default=0, help="0: the task's default budget")
     go.add_argument("--workers", type=int, default=2)
+    go.add_argument("--reverse", action="store_true", help="run the list from its end")
     show = sub.add_parser("summary")
     show.add_argument("out")
     args = parser.parse_args(argv)

