@@ -34,8 +34,9 @@ the median is the point forecast, and ``coverage_80`` (the share of true values 
 observation, which map to levels exactly. The ``naive`` baseline (the random walk, the honest baseline for prices)
 gets an 80% interval from the empirical 10% and 90% quantiles of the ``h``-step changes in the training rows.
 
-Seasonal period: co2 52 weeks; seattle_weather 365 days (seasonal naive only: its ARIMA and MASE use lag 1); sunspots 11 years (the solar cycle, not a fixed period: its MASE is scaled by
-the lag-1 naive forecast); a file ``--period`` (default 1: no season, seasonal naive is naive).
+Seasonal period: co2 52 weeks; seattle_weather 365 days (seasonal naive only: its ARIMA and MASE use lag 1);
+sunspots 11 years (the solar cycle, not a fixed period: its MASE is scaled by the lag-1 naive forecast); sp500 1;
+a file ``--period`` (default 1: no season, seasonal naive is naive).
 
 ``predict`` forecasts beyond the end of the series (the run's, or a new file with the same columns), for any
 horizon: the first ``H`` steps directly, later ones by feeding the forecasts back one step at a time, carrying
