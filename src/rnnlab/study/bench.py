@@ -60,7 +60,7 @@ QUICK_GRID = ((100, 16, 64, 64),)
 #: (T, B, I, H) of one layer of each workbench task at its default options, task by task (tasks/*.py: defaults,
 #: input_size, options); the study runs its workers single-threaded, so these matter most at one thread
 WORKBENCH = {
-    (100, 50, 2, 32): "adding, rnnlab compare's default study (seq_len 100)",
+    (100, 50, 2, 32): "adding (rnnlab compare's default study: seq_len 100)",
     (200, 50, 2, 32): "adding (seq_len 200)",
     (120, 64, 10, 128): "copy (T + 2K = 120 steps, 10 categories)",
     (8, 32, 8, 64): "digits (8 rows of 8 pixels)",
@@ -469,7 +469,7 @@ def render(result: BenchResult, console=None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
-            console = Console(width=170)
+            console = Console(width=220)
     m, gemm = result.machine, result.gemm
     load = m.get("load_average_1min")
     console.print(f"[bold]rnnlab bench[/bold]  {m['cpu']} ({m.get('isa', '?')}), {m['threads']} threads, "
@@ -490,7 +490,8 @@ def render(result: BenchResult, console=None) -> None:
                    "torch inf", "rnnlab inf", "x inf", "rnnlab fwd", "ref f+b", "GFLOP/s", "% peak", "mem torch",
                    "mem rnnlab"] + (["task"] if workbench else [])
         for col in columns:
-            table.add_column(col, justify="left" if col in ("variant", "T,B,I,H", "task") else "right")
+            table.add_column(col, justify="left" if col in ("variant", "T,B,I,H", "task") else "right",
+                             no_wrap=col in ("T,B,I,H", "task"), min_width=13 if col == "T,B,I,H" else None)
         for r in rows:
             g = r.gflops("fused")
             ref = r.ms.get("reference", {}).get("fwd+bwd")
