@@ -46,10 +46,15 @@ class SequenceModel(nn.Module):
         self.layer = layer
         self.head = head
 
-    def forward(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def features(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[Any, Any]:
+        """``(layer output (T, B, D*H) or packed, state)``: everything but the head (for heads that explain
+        themselves, e.g. attention weights)."""
         x = map_packed(self.encoder, inputs)  # (T, B, input_size) or packed
         x = map_packed(self.projection, x)  # (T, B, hidden_size) when projected
-        output, state = self.layer(x, state)  # (T, B, D*H) or packed
+        return self.layer(x, state)  # (T, B, D*H) or packed
+
+    def forward(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[torch.Tensor, Any]:
+        output, state = self.features(inputs, state)
         return self.head(output), state
 
 
