@@ -343,6 +343,17 @@ class Task(abc.ABC):
         """
         return nn.Identity()
 
+    def build_layer(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                    **options: Any) -> nn.Module:
+        """The recurrent layer between the encoder and the head: by default
+        :func:`rnnlab.layers.build_layer` (``options``: ``variant``, ``dropout``, ``bidirectional`` and the layer
+        options). A task whose steps are not vectors returns a layer of its own kind (video frames: a
+        convolutional layer of the cell's family).
+        """
+        from rnnlab.layers import build_layer
+
+        return build_layer(cell, input_size, hidden_size, num_layers, **options)
+
     @abc.abstractmethod
     def build_head(self, features: int, num_directions: int) -> nn.Module:
         """The module on top of the recurrent layer.
@@ -431,6 +442,12 @@ class Task(abc.ABC):
         """Write into the run ``directory`` what the task derived from its training data and needs to rebuild
         its model and use it later without the data (a vocabulary, the class names). Called once when a run
         starts. The default writes nothing.
+        """
+        return None
+
+    def save_predictions(self, model: nn.Module, directory: str | Path) -> None:
+        """Write into the run ``directory`` what shows the trained ``model`` at work (a strip of predicted video
+        frames). Called once, after the test evaluation of the best checkpoint. The default writes nothing.
         """
         return None
 

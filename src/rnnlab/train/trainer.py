@@ -381,6 +381,8 @@ class Trainer:
         elif self._best_in_memory is not None:
             self.model.load_state_dict(self._best_in_memory)
         test = self.evaluate("test")
+        if self.run is not None:
+            self.task.save_predictions(self.model, self.run.path)
         baseline = self.task.baseline()
         m = self.config.model
         results = {
