@@ -8,6 +8,9 @@ from rnnlab.layers import (
     RNN,
     SLSTM,
     ClockworkRNN,
+    ConvGRU,
+    ConvLSTM,
+    ConvRNN,
     DepthGatedLSTM,
     GRUCell,
     IndRNN,
@@ -21,5 +24,6 @@ from rnnlab.layers import (
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN",
-           "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer"]
+__all__ = ["GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "ConvGRU", "ConvLSTM", "ConvRNN",
+           "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack",
+           "build_layer"]

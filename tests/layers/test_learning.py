@@ -29,10 +29,7 @@ def recall_first_input(layer, steps=250):
     lambda: rnnlab.RNN(2, 16), lambda: rnnlab.LSTM(2, 16), lambda: rnnlab.GRU(2, 16),
     lambda: rnnlab.LSTM(2, 16, variant="cifg", layer_norm=True), lambda: rnnlab.GRU(2, 16, variant="mgu"),
     lambda: rnnlab.ClockworkRNN(2, 16, periods=(1, 2, 4, 8)), lambda: rnnlab.DepthGatedLSTM(2, 16),
-    lambda: rnnlab.IndRNN(2, 16, max_len=6), lambda: rnnlab.MinGRU(2, 16), lambda: rnnlab.MinLSTM(2, 16),
-    lambda: rnnlab.LRU(2, 16), lambda: rnnlab.SLSTM(2, 16, num_heads=4), lambda: rnnlab.build_layer("lstm+gru", 2, 16),
-], ids=["rnn", "lstm", "gru", "lstm-cifg-ln", "gru-mgu", "clockwork", "dglstm", "indrnn", "mingru", "minlstm", "lru",
-        "slstm", "lstm+gru"])
+], ids=["rnn", "lstm", "gru", "lstm-cifg-ln", "gru-mgu", "clockwork", "dglstm"])
 def test_loss_falls(make):
     first, last = recall_first_input(make())
     assert first > 0.6

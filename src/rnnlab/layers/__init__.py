@@ -1,6 +1,7 @@
 """Recurrent layers and cells with torch's interface, and the factory the workbench builds them with."""
 
 from rnnlab.layers.cell_modules import GRUCell, LSTMCell, RNNCell
+from rnnlab.layers.conv import ConvGRU, ConvLSTM, ConvRNN
 from rnnlab.layers.factory import (
     CELLS,
     build_layer,
@@ -19,6 +20,6 @@ from rnnlab.layers.stack import Stack
 from rnnlab.layers.torch_like import GRU, LSTM, RNN
 
 __all__ = ["CELLS", "GRU", "GRUCell", "LRU", "LSTM", "LSTMCell", "RNN", "RNNCell", "SLSTM", "ClockworkRNN",
-           "DepthGatedLSTM", "IndRNN", "MinGRU", "MinLSTM", "Recurrent", "Stack", "build_layer", "check_cell",
-           "default_variant", "has_keep_gate", "length_options",
-           "mixed_families", "needs_input_projection", "variants_of"]
+           "ConvGRU", "ConvLSTM", "ConvRNN", "DepthGatedLSTM", "IndRNN", "MinGRU", "MinLSTM", "Recurrent", "Stack",
+           "build_layer", "check_cell", "default_variant", "has_keep_gate", "length_options", "mixed_families",
+           "needs_input_projection", "variants_of"]

@@ -20,6 +20,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -76,19 +77,27 @@ class Trainer:
         task: the task instance to train or use, built from ``config`` when ``None``; pass one whose
             :meth:`~rnnlab.tasks.Task.load_artifacts` restored a run's vocabulary to rebuild that run's model
             without its data.
+        on_validate: called after every validation as ``on_validate(step, metrics)``; returning ``True``
+            stops the run there (a tuning trial that its pruner gave up on): it finishes as at the end of its
+            budget, with ``"pruned": true`` in its results. The decision is saved in the checkpoints, so a
+            killed run resumes to the same end.
 
     Use :meth:`fit` to train (from scratch or, with ``resume=True``, from ``checkpoints/last.pt``) and get the
     results dict; :meth:`evaluate` scores the current model on a split.
     """
 
     def __init__(
-        self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False, task: Task | None = None
+        self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False, task: Task | None = None,
+        on_validate: Callable[[int, dict[str, float]], bool] | None = None,
     ) -> None:
         config.validate()
         self.config = config
         self.run = run
         self.progress = progress
         self.task = task if task is not None else get_task(config.task)(**config.task_options)
+        if config.loop.train_fraction < 1.0:
+            self.task.restrict_train(config.loop.train_fraction)
+        self.on_validate = on_validate
         self.device = torch.device(config.loop.device)
         seed_everything(config.loop.seed)
         m = config.model
@@ -103,7 +112,10 @@ class Trainer:
             **m.layer_options,
         ).to(self.device)
         self.total_steps = self._total_steps()
-        self.optimizer = build_optimizer(self.model.parameters(), config.optim)
+        groups = self.task.parameter_groups(self.model)
+        if groups is not None:
+            groups = [{**g, "lr": config.optim.lr * g["lr_scale"]} for g in groups]
+        self.optimizer = build_optimizer(self.model.parameters() if groups is None else groups, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         # Everything below evolves during training and is saved in every checkpoint.
         self.step = 0  # optimizer steps done
@@ -116,8 +128,11 @@ class Trainer:
         self.carried_state: Any = None  # the layer's last state, detached (truncated BPTT)
         self.stopped_early = False
         self.diverged = False
+        self.pruned = False  # on_validate asked to stop
         self._stop_requested = False
         self._best_in_memory: dict[str, torch.Tensor] | None = None  # best weights when there is no run dir
+        self.pretrain_results: dict[str, Any] | None = None  # the results of the task's pretraining, if any
+        self.pretrainer: Trainer | None = None  # the trainer of that pretraining (its model and task)
 
     # --------------------------------------------------------------------------------------------- budget
     def _total_steps(self) -> int:
@@ -167,6 +182,8 @@ class Trainer:
         logger = MetricsLogger(self.run, tensorboard=self.config.loop.tensorboard)
         loop = self.config.loop
         end = self.total_steps if until is None else min(until, self.total_steps)
+        if self.step == 0 and self.pretrain_results is None and end > 0:
+            self._pretrain()
         batches = self.task.train_batches(loop.batch_size, loop.seed, start_step=self.step)
         if self.step < end:
             first = next(batches)
@@ -196,7 +213,7 @@ class Trainer:
                         bar.update(self.step)
                 self.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                finished = (self.step >= self.total_steps or self.stopped_early or self.diverged
+                finished = (self.step >= self.total_steps or self.stopped_early or self.diverged or self.pruned
                             or self._out_of_time(started))  # not a Ctrl-C: that one resumes later
                 if self.last_eval_step != self.step:
                     if finished and not self.diverged:
@@ -209,6 +226,24 @@ class Trainer:
             raise KeyboardInterrupt
         return self._finish() if finished else None
 
+    def _pretrain(self) -> None:
+        """Train the task's :meth:`~rnnlab.tasks.Task.pretraining_task` (if any) with this run's model and loop
+        settings over its defaults, in memory, and copy its encoder, projection and layer weights into the model.
+        Its time counts in ``train_seconds``; its results go into this run's results as ``pretrain``."""
+        m = self.config.model
+        task = self.task.pretraining_task(bidirectional=m.bidirectional, num_layers=m.num_layers)
+        if task is None:
+            return
+        config = self.config.with_overrides(task.defaults)
+        trainer = Trainer(config, None, progress=self.progress, task=task)
+        results = trainer.fit()
+        assert results is not None
+        self.pretrainer = trainer
+        for name in ("encoder", "projection", "layer"):
+            getattr(self.model, name).load_state_dict(getattr(trainer.model, name).state_dict())
+        self.train_seconds += trainer.train_seconds
+        self.pretrain_results = {k: results[k] for k in ("metrics", "baseline", "steps", "train_seconds")}
+
     def _warm_up(self, batch) -> None:
         """One forward pass in evaluation mode before the clock starts, so that one-off costs (compiling the
         fused engine's kernels on first use) do not count as training time. Changes no state, draws no
@@ -219,7 +254,8 @@ class Trainer:
 
     def _should_stop(self, started: float) -> bool:
         """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
-        return self.stopped_early or self.diverged or self._stop_requested or self._out_of_time(started)
+        return (self.stopped_early or self.diverged or self.pruned or self._stop_requested
+                or self._out_of_time(started))
 
     def _log_training(self, logger: MetricsLogger) -> float:
         """Log the mean training loss since the last log line (and the lr); return that mean."""
@@ -252,6 +288,8 @@ class Trainer:
         if patience is not None and self.evals_since_best >= patience:
             self.stopped_early = True
         logger.log({"step": self.step, "split": "valid", **metrics, "best": improved})
+        if self.on_validate is not None and self.on_validate(self.step, metrics):
+            self.pruned = True
         if self.run is not None:
             if improved:
                 self._save(self.run.best_checkpoint, weights_only_payload=True)
@@ -301,6 +339,7 @@ class Trainer:
                 carried_state=self.carried_state,
                 stopped_early=self.stopped_early,
                 diverged=self.diverged,
+                pruned=self.pruned,
             )
         save_checkpoint(path, payload)
 
@@ -343,6 +382,7 @@ class Trainer:
             self.carried_state = payload["carried_state"]
             self.stopped_early = bool(payload["stopped_early"])
             self.diverged = bool(payload["diverged"])
+            self.pruned = bool(payload.get("pruned", False))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(f"checkpoint {self.run.last_checkpoint} is incomplete ({exc!r})") from None
         restore_rng(payload["rng"])
@@ -356,6 +396,8 @@ class Trainer:
         elif self._best_in_memory is not None:
             self.model.load_state_dict(self._best_in_memory)
         test = self.evaluate("test")
+        if self.run is not None:
+            self.task.save_predictions(self.model, self.run.path)
         baseline = self.task.baseline()
         m = self.config.model
         results = {
@@ -374,8 +416,10 @@ class Trainer:
             "steps": self.step,
             "stopped_early": self.stopped_early,
             "diverged": self.diverged,
+            "pruned": self.pruned,
             "seed": self.config.loop.seed,
             "train_seconds": round(self.train_seconds, 3),
+            **({"pretrain": self.pretrain_results} if self.pretrain_results is not None else {}),
             "rnnlab_version": rnnlab.__version__,
             "torch_version": torch.__version__,
         }
