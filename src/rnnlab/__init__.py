@@ -5,15 +5,20 @@ from rnnlab.layers import (
     GRU,
     LSTM,
     RNN,
+    AdditiveAttention,
     ClockworkRNN,
+    CTCHead,
     DepthGatedLSTM,
     GRUCell,
     LSTMCell,
+    MultiplicativeAttention,
     RNNCell,
+    Seq2Seq,
     build_layer,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
+__all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq",
+           "GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
            "RNNCell", "build_layer"]

@@ -10,11 +10,13 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     copy_memory,
     digits,
     forecast,
+    handwriting,
     lm,
     mnist,
     music,
     sentiment,
     speech,
+    transcribe,
 )
 from rnnlab.tasks.base import (
     SPLITS,
