@@ -17,6 +17,7 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     sentiment,
     speech,
     transcribe,
+    translate,
 )
 from rnnlab.tasks.base import (
     SPLITS,

@@ -47,7 +47,7 @@ class Handwriting(DigitStringTask):
     defaults = {
         "hidden_size": 128,
         "bidirectional": True,
-        "steps": 3000,
+        "steps": 2000,
         "batch_size": 32,
         "lr": 3e-3,
         "clip_norm": 1.0,

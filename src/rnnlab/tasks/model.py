@@ -62,12 +62,17 @@ def build_model(
     dropout: float = 0.0,
     bidirectional: bool = False,
     **layer_options: Any,
-) -> SequenceModel:
-    """The model for ``task`` with a ``cell`` layer of ``hidden_size`` units.
+) -> nn.Module:
+    """The model for ``task`` with a ``cell`` layer of ``hidden_size`` units: the task's own
+    (:meth:`~rnnlab.tasks.Task.build_model`, an encoder-decoder) if it has one, else a :class:`SequenceModel`.
 
     Raises:
         InputError: unknown cell or variant, a bad size or layer option (from :func:`build_layer`).
     """
+    custom = task.build_model(cell, hidden_size, num_layers, variant=variant, dropout=dropout,
+                              bidirectional=bidirectional, **layer_options)
+    if custom is not None:  # the task's own design (an encoder-decoder)
+        return custom
     encoder = task.build_encoder()
     layer_input = task.input_size
     projection: nn.Module = nn.Identity()

@@ -37,7 +37,7 @@ class Transcribe(DigitStringTask):
     defaults = {
         "hidden_size": 128,
         "bidirectional": True,
-        "steps": 3000,
+        "steps": 1500,
         "batch_size": 32,
         "lr": 3e-3,
         "clip_norm": 1.0,
