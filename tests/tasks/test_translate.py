@@ -35,7 +35,8 @@ def test_pair_files_in_every_format_agree(write):
     tsv = write("p.tsv", "en\tes\n" + "".join(f"{a}\t{b}\n" for a, b in pairs))
     csv = write("p.csv", "en,es\n" + "".join(f"{a},{b}\n" for a, b in pairs))
     jsonl = write("p.jsonl", "".join(f'{{"en": "{a}", "es": "{b}"}}\n' for a, b in pairs))
-    src, tgt = write("src.txt", "".join(a + "\n" for a, _ in pairs)), write("tgt.txt", "".join(b + "\n" for _, b in pairs))
+    src = write("src.txt", "".join(a + "\n" for a, _ in pairs))
+    tgt = write("tgt.txt", "".join(b + "\n" for _, b in pairs))
     expected = ([a for a, _ in pairs], [b for _, b in pairs])
     for path in (tsv, csv, jsonl):
         assert read_pairs(path, source_column="en", target_column="es") == expected
@@ -132,5 +133,6 @@ def test_a_run_of_another_task_cannot_translate(tmp_path, capsys):
 def test_builtin_bibles_are_verse_aligned():
     sources, targets = bible_pairs("web", "rv1909")
     assert len(sources) == len(targets) == 31102
-    assert sources[0].startswith("In the beginning God created") and targets[0].lower().startswith("en el principio crió dios")
+    assert sources[0].startswith("In the beginning God created")
+    assert targets[0].lower().startswith("en el principio crió dios")
     assert get_task("translate") is Translate and Translate().settings["source_bible"] == "web"

@@ -72,8 +72,11 @@ def build_model(
             types for bad arguments (``ValueError``, ``TypeError``); here the arguments are the user's options,
             so they become an :class:`~rnnlab.errors.InputError` with the same message.
     """
-    custom = task.build_model(cell, hidden_size, num_layers, variant=variant, dropout=dropout,
-                              bidirectional=bidirectional, **layer_options)
+    try:
+        custom = task.build_model(cell, hidden_size, num_layers, variant=variant, dropout=dropout,
+                                  bidirectional=bidirectional, **layer_options)
+    except (ValueError, TypeError) as exc:  # a bad option of the user's, from the layers' own checks
+        raise exc if isinstance(exc, InputError) else InputError(str(exc)) from exc
     if custom is not None:  # the task's own design (an encoder-decoder)
         return custom
     encoder = task.build_encoder()
