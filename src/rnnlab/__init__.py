@@ -7,6 +7,9 @@ from rnnlab.layers import (
     RNN,
     AdditiveAttention,
     ClockworkRNN,
+    ConvGRU,
+    ConvLSTM,
+    ConvRNN,
     CTCHead,
     DepthGatedLSTM,
     GRUCell,
@@ -20,5 +23,6 @@ from rnnlab.layers import (
 __version__ = "0.1.0"
 
 __all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq",
+           "ConvGRU", "ConvLSTM", "ConvRNN",
            "GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
            "RNNCell", "build_layer"]

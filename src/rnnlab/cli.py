@@ -92,9 +92,10 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 
 
 @cli.command(
-    "train", context_settings={**CONTEXT, "ignore_unknown_options": True}, no_args_is_help=True
+    "train", context_settings={**CONTEXT, "ignore_unknown_options": True, "help_option_names": []},
+    no_args_is_help=True,
 )
-@click.argument("task")
+@click.argument("task", required=False)
 @click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--cell", type=click.Choice(CELLS), help="Recurrent cell family.  [default: lstm]")
 @click.option("--variant", help="Variant of the cell (e.g. peephole, cifg, mut1, relu); default: vanilla.")
@@ -130,7 +131,10 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 @click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<task>-<cell>-s<seed>-<time>]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_command(task: str, task_args: tuple[str, ...], seq_len, out, resume, quiet, **options) -> None:
+@click.option("-h", "--help", "show_help", is_flag=True,
+              help="Show this message (with TASK: also its options and notes) and exit.")
+def train_command(task: str | None, task_args: tuple[str, ...], seq_len, out, resume, quiet, show_help,
+                  **options) -> None:
     """Train a recurrent model on TASK and write a run directory.
 
     Task-specific options (see `rnnlab tasks`) go after TASK like the others; an option the task does not
@@ -145,6 +149,13 @@ def train_command(task: str, task_args: tuple[str, ...], seq_len, out, resume, q
     from rnnlab.tasks import get_task
     from rnnlab.train import resume_run, start_run, summarize
 
+    if show_help:
+        click.echo(click.get_current_context().get_help())
+        if task is not None:
+            click.echo("\n" + get_task(task).help_text())
+        return
+    if task is None:
+        raise click.UsageError("Missing argument 'TASK'.")
     task_cls = get_task(task)
     task_options = task_cls.parse_cli_args(task_args)
     if seq_len is not None:
@@ -398,7 +409,10 @@ def generate_command(run_dir: str, out, checkpoint: str, **options) -> None:
               help="More inputs from a file: one text per line, or a CSV/TSV/JSON Lines table.")
 @click.option("--text-column", help="Column of the texts in an --input table.  [default: the run's, else text]")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_column, checkpoint: str) -> None:
+@click.option("--explain", is_flag=True, help="Also print each input's 5 most-attended words and their attention "
+              "weights (a sentiment run trained with --readout attention).")
+def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_column, checkpoint: str,
+                    explain: bool) -> None:
     """Apply a trained run to new inputs (the task's predict hook): per input one line, the predicted label
     and its probability, tab-separated; with several inputs the input follows.
 
@@ -406,17 +420,20 @@ def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_colum
     Example:
       rnnlab predict runs/sentiment "Delicious, I would buy it again."
       rnnlab predict runs/sentiment --input reviews.txt
+      rnnlab predict runs/sentiment-attention --explain "Stale, and the box was crushed."
     """
     from rnnlab.train.trained import predict_from_run
 
     results = predict_from_run(run_dir, list(texts), checkpoint=checkpoint, input_file=input_file,
-                               text_column=text_column)
+                               text_column=text_column, explain=5 if explain else None)
     for result in results:
         if not (isinstance(result, dict) and "label" in result):
             click.echo(result)
             continue
         line = f"{result['label']}\t{result['probability']:.4f}"
         click.echo(line + (f"\t{_one_line(result.get('text', ''))[:100]}" if len(results) > 1 else ""))
+        if "attended" in result:
+            click.echo("  attended: " + ", ".join(f"{word} {weight:.3f}" for word, weight in result["attended"]))
 
 
 # -------------------------------------------------------------------------------------------------- translate
@@ -472,13 +489,18 @@ def forecast_command(run_dir: str, data, horizon, plot: str, checkpoint: str) ->
 # ------------------------------------------------------------------------------------------------------ bench
 @cli.command("bench")
 @click.option("--quick", is_flag=True, help="A sub-minute smoke run: the small shape, vanilla variants only.")
+@click.option("--workbench", is_flag=True,
+              help="The workbench tasks' own default shapes (adding, copy, digits, mnist, music, ...), vanilla only.")
+@click.option("--single-thread", is_flag=True,
+              help="One thread, timed by process CPU time (how a study worker runs; steadier on a busy machine).")
 @click.option("--families", default="rnn,lstm,gru", show_default=True, help="Cell families, comma-separated.")
 @click.option("--shape", "shapes", multiple=True, help="T,B,I,H (repeatable); default: the standard grid.")
 @click.option("--vanilla-only", is_flag=True, help="Only each family's vanilla variant.")
 @click.option("--rounds", type=_POSITIVE, help="Interleaved timing rounds (medians are reported).")
 @click.option("--threads", type=_POSITIVE, help="torch threads (default: torch's).")
 @click.option("--json", "json_path", type=click.Path(), help="Also write the measurements as JSON here.")
-def bench_command(quick, families, shapes, vanilla_only, rounds, threads, json_path) -> None:
+def bench_command(quick, workbench, single_thread, families, shapes, vanilla_only, rounds, threads,
+                  json_path) -> None:
     """Time torch's native layers, rnnlab's fused engine and the reference loop side by side, interleaved in
     one process: forward, forward+backward and inference ms, peak memory, GFLOP/s, ratio to torch, fraction
     of the machine's measured GEMM throughput, and streaming latency of a 2-layer LSTM at batch 1.
@@ -488,13 +510,20 @@ def bench_command(quick, families, shapes, vanilla_only, rounds, threads, json_p
       rnnlab bench --quick
       rnnlab bench --json bench.json
       rnnlab bench --families lstm --shape 100,16,64,64 --vanilla-only
+      rnnlab bench --workbench --single-thread --json results.json
     """
     import dataclasses
 
     from rnnlab.errors import InputError
     from rnnlab.study.bench import BenchConfig, render, run_bench, write_json
 
-    cfg = BenchConfig.quick() if quick else BenchConfig()
+    if quick and workbench:
+        raise InputError("--quick and --workbench are two presets: choose one")
+    if single_thread and threads not in (None, 1):
+        raise InputError(f"--single-thread runs one thread; it cannot take --threads {threads}")
+    cfg = BenchConfig.quick() if quick else BenchConfig.workbench() if workbench else BenchConfig()
+    if single_thread:
+        cfg = cfg.single_thread()
     changes: dict = {"families": tuple(f.strip() for f in families.split(",") if f.strip())}
     if shapes:
         try:

@@ -2,6 +2,7 @@
 
 from rnnlab.layers.attention import AdditiveAttention, Attention, MultiplicativeAttention
 from rnnlab.layers.cell_modules import GRUCell, LSTMCell, RNNCell
+from rnnlab.layers.conv import ConvGRU, ConvLSTM, ConvRNN
 from rnnlab.layers.ctc import CTCHead, ctc_greedy_decode, ctc_prefix_beam_search
 from rnnlab.layers.factory import (
     CELLS,
@@ -19,4 +20,5 @@ from rnnlab.layers.torch_like import GRU, LSTM, RNN
 __all__ = ["AdditiveAttention", "Attention", "CTCHead", "MultiplicativeAttention", "Seq2Seq",
            "ctc_greedy_decode", "ctc_prefix_beam_search",
            "CELLS", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "ClockworkRNN", "DepthGatedLSTM",
+           "ConvGRU", "ConvLSTM", "ConvRNN",
            "Recurrent", "build_layer", "default_variant", "has_keep_gate", "needs_input_projection", "variants_of"]

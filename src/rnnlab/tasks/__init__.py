@@ -6,9 +6,11 @@ built-in tasks. See :mod:`rnnlab.tasks.base` for the interface a new task implem
 
 # Importing a task module registers it.
 from rnnlab.tasks import (  # noqa: F401  (registration side effects)
+    activity,
     adding,
     copy_memory,
     digits,
+    events,
     forecast,
     handwriting,
     lm,
@@ -18,6 +20,7 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     speech,
     transcribe,
     translate,
+    video,
 )
 from rnnlab.tasks.base import (
     SPLITS,
