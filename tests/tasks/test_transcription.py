@@ -89,7 +89,7 @@ def test_bad_options():
 def test_a_short_run_learns_to_transcribe(task, options, hidden, steps, at_most, monkeypatch):
     monkeypatch.setattr(get_task(task), "eval_sizes", {"train": 100, "valid": 100, "test": 200})
     config = build_config(task, options, {"hidden_size": hidden, "steps": steps, "eval_every": steps,
-                                          "batch_size": 16, "lr": 1e-2})
+                                          "batch_size": 16, "lr": 1e-2, "schedule": "constant"})
     results = Trainer(config).fit()
     metrics, baseline = results["metrics"], results["baseline"]
     assert metrics["test_label_error_rate"] < at_most < 0.9 < baseline["test_label_error_rate"]
