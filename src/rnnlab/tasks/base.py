@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.errors import InputError
+from rnnlab.tasks.search import Float, Int, Param
 
 __all__ = [
     "SPLITS",
@@ -265,6 +266,27 @@ class Task(abc.ABC):
             settings: the task's resolved options (:meth:`resolve_options`).
         """
         return {}
+
+    @classmethod
+    def search_space(cls) -> dict[str, Param]:
+        """The ranges ``rnnlab compare --tune N`` draws hyperparameters from (see :mod:`rnnlab.tasks.search`).
+
+        The generic space: the learning rate log-uniform from a tenth to three times the task's default
+        ``lr``, and the hidden size log-uniform from half to twice the task's default ``hidden_size``. A task
+        whose hyperparameters matter elsewhere (regularisation, say) overrides this, usually adding to
+        ``super().search_space()``.
+        """
+        lr = float(cls.defaults.get("lr", 1e-3))
+        hidden = int(cls.defaults.get("hidden_size", 128))
+        return {"lr": Float(lr / 10, lr * 3, log=True), "hidden_size": Int(max(1, hidden // 2), hidden * 2, log=True)}
+
+    def restrict_train(self, fraction: float) -> None:
+        """Train on the first ``fraction`` of a fixed permutation of the training split (nested subsets: a
+        smaller fraction's examples are among every larger one's), for data-size scaling studies. Called
+        by the trainer before any data is used. The default refuses: only tasks with a finite training
+        split can shrink it.
+        """
+        raise InputError(f"task {self.name} cannot train on a fraction of its data (--data-fractions)")
 
     @classmethod
     def resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
