@@ -5,19 +5,24 @@ from rnnlab.layers import (
     GRU,
     LSTM,
     RNN,
+    AdditiveAttention,
     ClockworkRNN,
     ConvGRU,
     ConvLSTM,
     ConvRNN,
+    CTCHead,
     DepthGatedLSTM,
     GRUCell,
     LSTMCell,
+    MultiplicativeAttention,
     RNNCell,
+    Seq2Seq,
     build_layer,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "ConvGRU", "ConvLSTM", "ConvRNN",
-           "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
+__all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq",
+           "ConvGRU", "ConvLSTM", "ConvRNN",
+           "GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
            "RNNCell", "build_layer"]
