@@ -7,23 +7,27 @@ from rnnlab.layers import (
     LSTM,
     RNN,
     SLSTM,
+    AdditiveAttention,
     ClockworkRNN,
     ConvGRU,
     ConvLSTM,
     ConvRNN,
+    CTCHead,
     DepthGatedLSTM,
     GRUCell,
     IndRNN,
     LSTMCell,
     MinGRU,
     MinLSTM,
+    MultiplicativeAttention,
     RNNCell,
+    Seq2Seq,
     Stack,
     build_layer,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "ConvGRU", "ConvLSTM", "ConvRNN",
-           "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack",
-           "build_layer"]
+__all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq", "ConvGRU", "ConvLSTM", "ConvRNN",
+           "GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError",
+           "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer"]

@@ -499,6 +499,32 @@ def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_colum
             click.echo("  attended: " + ", ".join(f"{word} {weight:.3f}" for word, weight in result["attended"]))
 
 
+# -------------------------------------------------------------------------------------------------- translate
+@cli.command("translate", no_args_is_help=True)
+@click.argument("run_dir", type=click.Path())
+@click.argument("sentences", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(),
+              help="More sentences from a file: one per line, or a CSV/TSV/JSON Lines table.")
+@click.option("--text-column", help="Column of the sentences in an --input table.  [default: the run's source column]")
+@click.option("--beam-size", type=int, help="Beam width (1: greedy).  [default: the run's]")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def translate_command(run_dir: str, sentences: tuple[str, ...], input_file, text_column, beam_size,
+                      checkpoint: str) -> None:
+    """Translate sentences with a trained translation run: one translation per line, in order.
+
+    \b
+    Example:
+      rnnlab train translate --out runs/en-es
+      rnnlab translate runs/en-es "In the beginning God created the heavens and the earth."
+      rnnlab translate runs/en-es --input sentences.txt --beam-size 10
+    """
+    from rnnlab.train.trained import translate_from_run
+
+    for line in translate_from_run(run_dir, list(sentences), checkpoint=checkpoint, input_file=input_file,
+                                   text_column=text_column, beam_size=beam_size):
+        click.echo(line)
+
+
 # --------------------------------------------------------------------------------------------------- forecast
 @cli.command("forecast")
 @click.argument("run_dir", type=click.Path())

@@ -486,6 +486,24 @@ class Task(abc.ABC):
             raise InputError(f"expected capability 'generate' or 'predict', got {capability!r}")
         return getattr(cls, capability) is not getattr(Task, capability)
 
+    def build_model(self, cell: str, hidden_size: int, num_layers: int = 1, *, variant: str | None = None,
+                    dropout: float = 0.0, bidirectional: bool = False, **layer_options: Any) -> nn.Module | None:
+        """A model of the task's own design (an encoder-decoder) from the run's layer settings, or ``None`` (the
+        default): :func:`rnnlab.tasks.model.build_model` then builds encoder -> layer -> head. A task that
+        overrides this also overrides :meth:`run_model`."""
+        return None
+
+    def run_model(self, model: nn.Module, batch: Batch, state: Any = None) -> tuple[Any, Any]:
+        """``(outputs, final state)`` of ``model`` on ``batch``: ``model(batch.inputs, state)`` by default. The
+        trainer calls the model only through this, so a model that takes more than the inputs (an
+        encoder-decoder's target inputs) gets them here."""
+        return model(batch.inputs, state)
+
+    def write_report(self, model: nn.Module, directory: str | Path) -> list[Path]:
+        """Write task-specific figures of the trained ``model`` into the run ``directory`` when training ends
+        (attention heatmaps) and return their paths. The default writes nothing."""
+        return []
+
     # ----------------------------------------------------------------------------------------------- helpers
     def better(self, value: float, best: float | None) -> bool:
         """Whether monitored ``value`` improves on ``best`` (``None``: nothing yet)."""

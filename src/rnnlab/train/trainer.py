@@ -151,7 +151,7 @@ class Trainer:
         with torch.no_grad(), torch_threads(self.config.loop.threads):
             for batch in self.task.eval_batches(split, self.config.loop.eval_size):
                 batch = batch.to(self.device)
-                outputs, state = self.model(batch.inputs, None if batch.reset_state else state)
+                outputs, state = self.task.run_model(self.model, batch, None if batch.reset_state else state)
                 acc.add(self.task.metric_sums(outputs, batch))
         return self.task.finalize_metrics(acc.means())
 
@@ -159,7 +159,7 @@ class Trainer:
     def _train_step(self, batch) -> float:
         self.model.train()
         state = None if batch.reset_state else self.carried_state
-        outputs, state = self.model(batch.inputs, state)
+        outputs, state = self.task.run_model(self.model, batch, state)
         loss = self.task.loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -250,7 +250,7 @@ class Trainer:
         random numbers."""
         self.model.eval()
         with torch.no_grad(), torch_threads(self.config.loop.threads):
-            self.model(batch.to(self.device).inputs)
+            self.task.run_model(self.model, batch.to(self.device))
 
     def _should_stop(self, started: float) -> bool:
         """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
@@ -425,4 +425,5 @@ class Trainer:
         }
         if self.run is not None:
             self.run.write_results(results)
+            self.task.write_report(self.model, self.run.path)
         return results
