@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rnnlab.errors import InputError
+from rnnlab.errors import ArgumentTypeError, InputError
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]
@@ -256,7 +256,7 @@ class CellMath:
 def check_positive_int(name: str, value: object) -> None:
     """Raise ``InputError`` unless ``value`` is a positive int (bools are not sizes)."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InputError(f"{name} must be an int, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise InputError(f"{name} must be positive, got {value}")
 

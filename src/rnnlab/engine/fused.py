@@ -49,20 +49,20 @@ class FusedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
-        x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (R, K)
-        ctx.save_for_backward(x2, weight.contiguous())
+        ctx.save_for_backward(x, weight)  # the tensors themselves (views made here would have no history)
         ctx.has_bias, ctx.shape = bias is not None, x.shape
-        return _linear_forward(x2, weight, bias).view(*x.shape[:-1], weight.shape[0])
+        return _linear_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, dy: Tensor):
-        x2, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         needs = list(ctx.needs_input_grad)
+        x2 = x.reshape(-1, x.shape[-1])  # (R, K)
+        dy2 = dy.reshape(-1, weight.shape[0])  # (R, N)
         if torch.is_grad_enabled():  # create_graph: the same formulas with torch's differentiable ops
-            dy2 = dy.reshape(-1, weight.shape[0])  # (R, N)
             return (dy2.mm(weight).view(ctx.shape) if needs[0] else None, dy2.t().mm(x2) if needs[1] else None,
                     dy2.sum(0) if (needs[2] and ctx.has_bias) else None)
-        dx, dw, db = torch.ops.rnnlab.linear_backward(dy.reshape(-1, weight.shape[0]).contiguous(), x2, weight,
+        dx, dw, db = torch.ops.rnnlab.linear_backward(dy2.contiguous(), x2.contiguous(), weight.contiguous(),
                                                       ctx.has_bias, *needs)
         return (dx.view(ctx.shape) if needs[0] else None, dw if needs[1] else None,
                 db if (needs[2] and ctx.has_bias) else None)
@@ -77,7 +77,7 @@ class DeferredLinear(FusedLinear):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
-        ctx.save_for_backward(x.reshape(-1, x.shape[-1]).contiguous(), weight.contiguous())
+        ctx.save_for_backward(x, weight)
         ctx.has_bias, ctx.shape = bias is not None, x.shape
         return x.new_empty(1).expand(*x.shape[:-1], weight.shape[0])
 
