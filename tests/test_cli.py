@@ -177,3 +177,29 @@ def test_foreign_checkpoint(capsys, run_copy):
 def test_eval_of_a_directory_that_is_no_run(capsys, tmp_path):
     code, _, err = run_cli(capsys, "eval", str(tmp_path))
     assert_one_line_error(code, err, "is not a run directory")
+
+
+def test_debug_shows_the_traceback_of_an_input_error(capsys, monkeypatch):
+    from rnnlab.errors import InputError
+
+    monkeypatch.delenv("RNNLAB_DEBUG", raising=False)
+    with pytest.raises(InputError, match="unknown task"):
+        main(["--debug", "train", "no_such_task"])
+    code, _, err = run_cli(capsys, "train", "no_such_task")  # without --debug: one line again
+    assert_one_line_error(code, err, "unknown task")
+    monkeypatch.setenv("RNNLAB_DEBUG", "1")
+    with pytest.raises(InputError, match="unknown task"):
+        main(["train", "no_such_task"])
+
+
+@pytest.mark.parametrize("bug", [ValueError, TypeError, KeyError])
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch, bug):
+    """Only the user's mistakes become one line and exit 2; an error inside rnnlab keeps its traceback."""
+    import rnnlab.tasks
+
+    def broken():
+        raise bug("an internal error")
+
+    monkeypatch.setattr(rnnlab.tasks, "registered_tasks", broken)
+    with pytest.raises(bug, match="an internal error"):
+        main(["tasks"])

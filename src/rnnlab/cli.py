@@ -1,36 +1,45 @@
 """The ``rnnlab`` command line: parse, call into train/ and tasks/, print. No logic of its own.
 
 Each command is one small function registered on the :func:`cli` group; add a command by writing another.
-Errors on bad input (:class:`~rnnlab.errors.InputError`, ``ValueError``, ``TypeError``, ``OSError`` and
-click's usage errors) print one line on stderr and exit with code 2, never a traceback (:func:`main`).
+Errors on bad input (:class:`~rnnlab.errors.InputError`, file-system errors (``OSError``) and click's usage
+errors) print one line on stderr and exit with code 2, never a traceback (:func:`main`). Anything else is a bug
+in rnnlab and shows its traceback (exit code 1). ``rnnlab --debug ...`` (or ``RNNLAB_DEBUG=1``) shows the
+traceback of input errors too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
 import click
 
 from rnnlab import __version__
-from rnnlab.errors import InputWarning
+from rnnlab.errors import InputError, InputWarning
 from rnnlab.layers import CELLS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+DEBUG_ENV = "RNNLAB_DEBUG"
+#: set by ``rnnlab --debug``: errors on bad input show their traceback instead of one line
+_debug = {"on": False}
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="rnnlab")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help=f"Show the traceback of every error (also: {DEBUG_ENV}=1).")
+def cli(debug: bool) -> None:
     """rnnlab: recurrent neural networks on PyTorch, and a workbench to train and compare them.
 
     \b
     Example:
       rnnlab tasks
       rnnlab train digits --cell gru
+      rnnlab --debug train digits --data my.csv    # a traceback instead of one line on error
     """
+    _debug["on"] = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 # ------------------------------------------------------------------------------------------------------ tasks
@@ -495,7 +504,13 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The ``rnnlab`` entry point: run :func:`cli`; bad input gives one line on stderr and exit code 2."""
+    """The ``rnnlab`` entry point: run :func:`cli`; bad input gives one line on stderr and exit code 2.
+
+    Only the user's mistakes are caught: :class:`~rnnlab.errors.InputError` (arguments, files, data) and
+    ``OSError`` (a path that cannot be read or written). Any other exception is a bug and propagates with its
+    traceback; with ``--debug`` input errors propagate too.
+    """
+    _debug["on"] = False
     try:
         with warnings.catch_warnings():  # warnings about the user's input: one line on stderr each
             warnings.simplefilter("always", InputWarning)
@@ -510,7 +525,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("rnnlab: interrupted; continue with --resume (from the last checkpoint)", err=True)
         code = EXIT_INTERRUPTED
-    except (ValueError, TypeError, OSError) as exc:  # InputError is a ValueError
+    except (InputError, OSError) as exc:
+        if _debug["on"]:
+            raise
         click.echo(f"rnnlab: error: {_one_line(exc) or type(exc).__name__}", err=True)
         code = EXIT_BAD_INPUT
     sys.exit(code or 0)

@@ -54,17 +54,38 @@ def test_variational_dropout_mask_is_shared_across_time():
     assert not torch.allclose(out[:, 0], out[:, 1])  # but different sequences get different masks
 
 
-def test_weight_drop_masks_the_recurrent_matrix_once_per_call():
-    layer = rnnlab.RNN(2, 16, weight_drop=0.5)
-    torch.manual_seed(1)
-    a, _ = layer(torch.randn(5, 1, 2))
-    torch.manual_seed(1)
-    b, _ = layer(torch.randn(5, 1, 2))
-    torch.testing.assert_close(a, b)  # reproducible under a seed
-    c, _ = layer(torch.randn(5, 1, 2))
+def test_weight_drop_masks_the_recurrent_matrix_once_per_call(monkeypatch):
+    """One DropConnect mask per forward call, shared by every step: the run equals a plain layer whose
+    weight_hh is that one masked matrix; a second call draws another mask; evaluation uses the full matrix."""
+    torch.manual_seed(0)
+    layer = rnnlab.RNN(2, 16, weight_drop=0.5).double()
+    plain = rnnlab.RNN(2, 16).double()
+    plain.load_state_dict(layer.state_dict())
+    masked: list[torch.Tensor] = []
+    dropout = torch.nn.functional.dropout
+
+    def recording_dropout(t, p=0.5, training=True, inplace=False):
+        out = dropout(t, p, training, inplace)
+        if training and t.shape == layer.weight_hh_l0.shape:
+            masked.append(out.detach().clone())
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", recording_dropout)
+    x = torch.randn(12, 3, 2, dtype=torch.float64)
+    a, _ = layer(x)
+    assert len(masked) == 1  # one mask for the whole call, not one per step
+    dropped = masked[0] == 0
+    assert dropped.any() and (~dropped).any()
+    with torch.no_grad():
+        plain.weight_hh_l0.copy_(masked[0])
+    torch.testing.assert_close(a, plain(x)[0])  # every step used that same masked matrix
+    layer(x)
+    assert len(masked) == 2 and not torch.equal(masked[0] == 0, masked[1] == 0)  # a fresh mask per call
     layer.eval()
-    d, _ = layer(torch.randn(5, 1, 2))
-    assert a.shape == c.shape == d.shape
+    with torch.no_grad():
+        plain.weight_hh_l0.copy_(layer.weight_hh_l0)
+    torch.testing.assert_close(layer(x)[0], plain(x)[0])  # evaluation: no mask
+    assert len(masked) == 2
 
 
 def test_weight_drop_gradient_flows_to_the_unmasked_weights():

@@ -14,6 +14,7 @@ from rnnlab.train import Trainer, build_config
 from .conftest import SHARED_DATA
 
 JSB = SHARED_DATA / "polyphonic" / "jsb_chorales.json"
+needs_jsb = pytest.mark.skipif(not JSB.is_file(), reason="reference data ../shared/data absent (a user's clone)")
 
 # Two test pieces of 3 and 2 steps: 2 + 1 = 3 predicted steps, with 2, 0 and 3 sounding notes.
 TINY = {
@@ -119,6 +120,7 @@ def _trainer(steps, **options):
     return Trainer(build_config("music", {"data": str(JSB), **options}, overrides))
 
 
+@needs_jsb
 def test_a_short_run_on_jsb_chorales_lowers_the_nll():
     trainer = _trainer(12, input_dropout=0.0, output_dropout=0.0)
     before = trainer.evaluate("valid")["nll_nats"]
@@ -129,6 +131,7 @@ def test_a_short_run_on_jsb_chorales_lowers_the_nll():
     assert 10.0 < results["baseline"]["test_nll_nats"] < 12.0  # independent keys on JSB: about 11.1 nats
 
 
+@needs_jsb
 def test_training_batches_are_bucketed_by_length_and_cover_the_epoch():
     task = Music(data=str(JSB))
     per_epoch = task.steps_per_epoch(16)

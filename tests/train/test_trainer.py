@@ -116,7 +116,8 @@ def test_early_stopping(tiny_digits, tmp_path):
 
 def test_divergence_is_reported_not_raised(tiny_digits, tmp_path):
     results = _train(tiny_digits(lr=1e12, clip_norm=None, optimizer="sgd", steps=40), tmp_path / "run")
-    assert results["diverged"] or results["metrics"]["test_accuracy"] < 0.5
+    assert results["diverged"] is True  # lr 1e12 without clipping overflows the loss within a few steps
+    assert results["steps"] < 40  # the run stopped at the first non-finite loss instead of training on
 
 
 def test_epoch_budget(tiny_digits):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from rnnlab.errors import InputError
 from rnnlab.layers import build_layer, needs_input_projection
 from rnnlab.tasks.base import Task
 
@@ -66,7 +67,9 @@ def build_model(
     """The model for ``task`` with a ``cell`` layer of ``hidden_size`` units.
 
     Raises:
-        InputError: unknown cell or variant, a bad size or layer option (from :func:`build_layer`).
+        InputError: unknown cell or variant, a bad size or layer option. The layers raise torch's exception
+            types for bad arguments (``ValueError``, ``TypeError``); here the arguments are the user's options,
+            so they become an :class:`~rnnlab.errors.InputError` with the same message.
     """
     encoder = task.build_encoder()
     layer_input = task.input_size
@@ -74,16 +77,19 @@ def build_model(
     if needs_input_projection(cell, variant):
         projection = nn.Linear(task.input_size, hidden_size)
         layer_input = hidden_size
-    layer = build_layer(
-        cell,
-        layer_input,
-        hidden_size,
-        num_layers,
-        variant=variant,
-        dropout=dropout,
-        bidirectional=bidirectional,
-        **layer_options,
-    )
+    try:
+        layer = build_layer(
+            cell,
+            layer_input,
+            hidden_size,
+            num_layers,
+            variant=variant,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            **layer_options,
+        )
+    except (ValueError, TypeError) as exc:  # a bad option of the user's, from the layer's own checks
+        raise exc if isinstance(exc, InputError) else InputError(str(exc)) from exc
     directions = 2 if bidirectional else 1
     head = task.build_head(directions * hidden_size, directions)
     return SequenceModel(encoder, projection, layer, head)
