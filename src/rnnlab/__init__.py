@@ -11,9 +11,10 @@ from rnnlab.layers import (
     LSTMCell,
     RNNCell,
     build_layer,
+    quantize_dynamic,
 )
 
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
-           "RNNCell", "build_layer"]
+           "RNNCell", "build_layer", "quantize_dynamic"]

@@ -3,9 +3,12 @@
 - ``"fused"`` (default): :func:`rnnlab.engine.fused.run_fused`, compiled C++ with a hand-written backward;
 - ``"reference"``: :func:`rnnlab.engine.reference.run_reference`, the autograd loop every engine is tested
   against.
+
+With ``"fused"`` on a CUDA device, and under the classic ONNX exporter, :mod:`rnnlab.engine.native` routes
+torch's own configurations to torch's kernels (see there).
 """
 
-from rnnlab.engine import fused
+from rnnlab.engine import fused, native
 from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -24,7 +27,10 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     """:func:`run` on ``gx = cell.project_input(x, p)`` (``x`` ``(T, B, I)``), projected by the engine: the
     reference projects every step at once; the fused engine too in training, and in inference a few steps
     at a time inside its kernel."""
-    if backend == "reference":
+    way = "reference" if backend == "reference" else native.route(cell, x, zoneout, all_states)
+    if way == "native":
+        return native.run_native(cell, x, state0, p, lengths=lengths)
+    if way == "reference":
         return run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
                              all_states=all_states)
     return fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)

@@ -37,12 +37,6 @@ def supports(cell: CellMath) -> bool:
     return not isinstance(ops.plan(cell), str)
 
 
-def _compiling() -> bool:
-    """Inside ``torch.compile`` or ``torch.export`` tracing: no eager-only shortcuts (stand-ins, the engine's own
-    GEMM for projections), only registered ops."""
-    return torch.compiler.is_compiling()
-
-
 class FusedLinear(torch.autograd.Function):
     """``x @ weight.T + bias`` over all leading dimensions at once, with the fused engine's GEMM
     (``csrc/linear.cpp``); the backward's ``dx`` on the same GEMM, ``dW`` one BLAS GEMM, ``db`` a sum."""
@@ -84,7 +78,7 @@ class DeferredLinear(FusedLinear):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``torch.nn.functional.linear`` on the fused engine's GEMM (CPU float32/float64; else torch's)."""
-    if _compiling() or not _usable(x, (weight, bias)) or not build.load():
+    if ops.traced((x,)) or not _usable(x, (weight, bias)) or not build.load():
         return torch.nn.functional.linear(x, weight, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return FusedLinear.apply(x, weight, bias)
@@ -136,7 +130,8 @@ def run_fused(cell: CellMath, gx: Tensor, state0: State, p: Params, *, lengths: 
 
     Inside :func:`rnnlab.cells.probe.probing` it runs the reference engine, which reports every gate and state.
     """
-    if not supports(cell) or active_probe() is not None or not (_compiling() or build.load()):
+    if (not supports(cell) or active_probe() is not None or ops.transformed()
+            or not (ops.traced((gx,)) or build.load())):
         return run_reference(cell, gx, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
     result = _run_kernel(cell, gx, None, state0, cell.prepare(p), lengths, zoneout, all_states)
     if result is None:
@@ -153,8 +148,8 @@ def run_from_input(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengt
     for ``gx`` in the graph and gives ``x`` and the input weights their gradients. Otherwise the projection of
     every step is hoisted into one GEMM (:func:`project_input`).
     """
-    if (cell.input_is_affine() and supports(cell) and active_probe() is None and not _compiling() and build.load()
-            and _usable(x, (p["weight_ih"], p.get("bias_ih")))):
+    if (cell.input_is_affine() and supports(cell) and active_probe() is None and not ops.traced((x,))
+            and build.load() and _usable(x, (p["weight_ih"], p.get("bias_ih")))):
         result = _run_kernel(cell, None, x, state0, cell.prepare(p), lengths, zoneout, all_states)
         if result is not None:
             return result

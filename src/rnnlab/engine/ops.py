@@ -337,6 +337,13 @@ def sequence_op(family: str):
     return getattr(torch.ops.rnnlab, f"{family}_sequence").default
 
 
+def transformed() -> bool:
+    """Inside a ``torch.func`` transform (vmap, grad, jacrev...). The fused engine then runs the reference
+    engine (torch ops, which every transform knows): the dispatcher's autograd for ops defined with
+    ``torch.library.define`` is not a functorch-ready ``autograd.Function`` in torch 2.13."""
+    return torch._C._functorch.maybe_current_level() is not None
+
+
 def traced(tensors: Sequence[Tensor | None] = ()) -> bool:
     """Whether the call is being traced or transformed (``torch.compile``, ``torch.export``, ``jit.trace``,
     ``torch.func``, a fake-tensor or dispatch mode): then only the registered op will do."""
@@ -587,7 +594,8 @@ def register_family(family: KernelFamily) -> None:
             result = getattr(torch.ops.rnnlab, bwd_name)(
                 *(None if g is None else g.contiguous() for g in grads), [hseq, *saved], *named.values(),
                 *aux.values(), ctx.options["flags"], ctx.options["hidden"], ctx.options["zoneout_rate"])
-            result = [g if (need and g.numel()) else None for g, need in zip(result, needs, strict=True)]
+            result = [g if (need and named[n] is not None) else None
+                      for n, g, need in zip(family.input_names, result, needs, strict=True)]
         return (*result, *([None] * (n_aux + len(OPTIONS))))
 
     _IMPLS[family.name] = _Impl(forward_cpu, setup_context, backward)

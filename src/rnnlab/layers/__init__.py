@@ -9,9 +9,11 @@ from rnnlab.layers.factory import (
     needs_input_projection,
     variants_of,
 )
+from rnnlab.layers.quantize import quantize_dynamic
 from rnnlab.layers.recurrent import Recurrent
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
 from rnnlab.layers.torch_like import GRU, LSTM, RNN
 
 __all__ = ["CELLS", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "ClockworkRNN", "DepthGatedLSTM",
-           "Recurrent", "build_layer", "default_variant", "has_keep_gate", "needs_input_projection", "variants_of"]
+           "Recurrent", "build_layer", "default_variant", "has_keep_gate", "needs_input_projection", "quantize_dynamic",
+           "variants_of"]

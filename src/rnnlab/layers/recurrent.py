@@ -8,6 +8,8 @@ Shape legend: ``T`` steps, ``B`` batch, ``I`` input size, ``H`` hidden size, ``P
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +20,8 @@ from rnnlab.cells.base import CellMath, check_positive_int, check_rate
 from rnnlab.engine import Zoneout
 from rnnlab.errors import InputError, NotATensorError, ShapeError, StateCountError
 from rnnlab.layers.regularisers import locked_dropout
+
+_autocast_warned = False
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -162,7 +166,8 @@ class Recurrent(nn.Module):
                                                                                   not isinstance(hx, Tensor)):
             raise NotATensorError(f"expected hx to be {kind}, got {type(hx).__name__}")
         if len(tensors) != len(sizes):
-            raise StateCountError(f"expected hx to be {kind}, got {len(tensors)} Tensor(s)")
+            got = "Tensor" if isinstance(hx, Tensor) else f"a {type(hx).__name__} of {len(tensors)} Tensors"
+            raise StateCountError(f"expected hx to be {kind}, got {got}")
         names = ("h0", "c0", "s2", "s3")
         per_state = []
         for name, t, n in zip(names, tensors, sizes, strict=False):
@@ -174,6 +179,30 @@ class Recurrent(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------------------------
     def forward(self, input, hx=None):
+        """See the class docstring. Under ``torch.autocast`` the layer runs in its parameters' dtype (float32:
+        the kernels have no bf16/fp16 path) with autocast off inside, and says so once (``RuntimeWarning``)."""
+        device = input.data.device.type if isinstance(input, (Tensor, PackedSequence)) else "cpu"
+        if torch.is_autocast_enabled(device):
+            global _autocast_warned
+            if not _autocast_warned:
+                _autocast_warned = True
+                warnings.warn(
+                    f"rnnlab: {type(self).__name__} ignores autocast({torch.get_autocast_dtype(device)}): it runs "
+                    "in float32 (its parameters' dtype) and returns float32 outputs", RuntimeWarning, stacklevel=2)
+            with torch.autocast(device, enabled=False):
+                return self._forward(input, hx)
+        return self._forward(input, hx)
+
+    def __setattr__(self, name, value):
+        if name == "qconfig" and value is not None:  # torch.ao.quantization is preparing this layer
+            raise InputError(
+                f"torch.ao.quantization cannot convert rnnlab.{type(self).__name__} (torch has no quantized module "
+                "for it; it would stay float silently). Use rnnlab.quantize_dynamic(model, ...), which converts "
+                "vanilla rnnlab LSTM/GRU layers to torch's dynamic int8 modules, or leave the layer's type out of "
+                "the qconfig spec")
+        super().__setattr__(name, value)
+
+    def _forward(self, input, hx):
         x, lengths, batched = self._prepare_input(input)  # x (T, B, I)
         T, B, _ = x.shape
         states0 = self._initial_states(hx, B, batched, x)
