@@ -83,9 +83,9 @@ def _onnx_session(layer, x, batch_first):
     return ort.InferenceSession(buffer.getvalue())
 
 
-@pytest.mark.parametrize("family,options", [("RNN", {}), ("LSTM", {}), ("GRU", {}),
+@pytest.mark.parametrize("family,options", [("RNN", {}), ("LSTM", {}), ("GRU", {"backend": "reference"}),
                                             ("LSTM", {"num_layers": 2, "bidirectional": True, "batch_first": True})],
-                         ids=["rnn", "lstm", "gru", "lstm-2-layers-bidirectional-batch-first"])
+                         ids=["rnn", "lstm", "gru-reference-backend", "lstm-2-layers-bidirectional-batch-first"])
 def test_onnx_export_runs_in_onnxruntime_at_other_lengths_and_batches(family, options):
     pytest.importorskip("onnx")
     torch.manual_seed(0)
@@ -100,8 +100,9 @@ def test_onnx_export_runs_in_onnxruntime_at_other_lengths_and_batches(family, op
 
 
 @pytest.mark.parametrize("config_id", ["lstm:peephole", "gru:mgu", "rnn:tanh:ln", "lstm:proj"])
-def test_onnx_export_of_a_variant_raises_naming_it(config_id):
-    layer, i = _layer(config_id)
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_onnx_export_of_a_variant_raises_naming_it(config_id, backend):
+    layer, i = _layer(config_id, backend=backend)
     with warnings.catch_warnings(), pytest.raises(native.OnnxExportError, match="cannot export"):
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation note
         torch.onnx.export(layer, (torch.randn(5, 2, i),), io.BytesIO(), dynamo=False)

@@ -27,7 +27,7 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     """:func:`run` on ``gx = cell.project_input(x, p)`` (``x`` ``(T, B, I)``), projected by the engine: the
     reference projects every step at once; the fused engine too in training, and in inference a few steps
     at a time inside its kernel."""
-    way = "reference" if backend == "reference" else native.route(cell, x, zoneout, all_states)
+    way = native.route(cell, x, zoneout, all_states, backend=backend)
     if way == "native":
         return native.run_native(cell, x, state0, p, lengths=lengths)
     if way == "reference":

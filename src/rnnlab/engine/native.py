@@ -45,8 +45,9 @@ def _onnx_exportable(cell: CellMath, zoneout: Zoneout | None, all_states: bool) 
     return is_torch_configuration(cell, zoneout, all_states) and cell.output_size == cell.hidden_size
 
 
-def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool) -> str:
-    """``"native"`` (torch's kernel), ``"reference"`` or ``"fused"`` for one sequence of the fused backend."""
+def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool, *, backend: str = "fused") -> str:
+    """``"native"`` (torch's kernel), ``"reference"`` or ``"fused"`` for one sequence of a layer with ``backend``.
+    ONNX export routes either backend (the reference's traced loop would fix the sequence length too)."""
     onnx = torch.onnx.is_in_onnx_export()
     if onnx and torch.compiler.is_compiling():
         raise OnnxExportError(
@@ -54,6 +55,8 @@ def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool) 
             "(and unrolls torch's own recurrent layers at the example's sequence length). Use "
             "torch.onnx.export(..., dynamo=False): vanilla configurations become ONNX's LSTM/GRU/RNN ops with a "
             "dynamic batch and sequence length")
+    if backend == "reference" and not onnx:
+        return "reference"
     if onnx or x.device.type in NATIVE_DEVICES:
         if (_onnx_exportable if onnx else is_torch_configuration)(cell, zoneout, all_states):
             return "native"
