@@ -93,7 +93,7 @@ def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_p
     ("args", "message"),
     [
         (["train", "digits", "--max-minutes", "0"], "'--max-minutes'"),
-        (["train", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: adding"),
+        (["train", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: activity, adding"),
         (["train", "digits", "--cell", "transformer"], "Invalid value for '--cell'"),
         (["train", "digits", "--cell", "lstm", "--variant", "mut1"], "unknown lstm variant 'mut1'"),
         (["train", "digits", "--seq-len", "10"], "option --seq-len does not apply to task digits"),

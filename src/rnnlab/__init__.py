@@ -6,6 +6,9 @@ from rnnlab.layers import (
     LSTM,
     RNN,
     ClockworkRNN,
+    ConvGRU,
+    ConvLSTM,
+    ConvRNN,
     DepthGatedLSTM,
     GRUCell,
     LSTMCell,
@@ -16,5 +19,6 @@ from rnnlab.layers import (
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
+__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "ConvGRU", "ConvLSTM", "ConvRNN",
+           "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
            "RNNCell", "build_layer", "quantize_dynamic"]

@@ -92,9 +92,10 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 
 
 @cli.command(
-    "train", context_settings={**CONTEXT, "ignore_unknown_options": True}, no_args_is_help=True
+    "train", context_settings={**CONTEXT, "ignore_unknown_options": True, "help_option_names": []},
+    no_args_is_help=True,
 )
-@click.argument("task")
+@click.argument("task", required=False)
 @click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--cell", type=click.Choice(CELLS), help="Recurrent cell family.  [default: lstm]")
 @click.option("--variant", help="Variant of the cell (e.g. peephole, cifg, mut1, relu); default: vanilla.")
@@ -130,7 +131,10 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 @click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<task>-<cell>-s<seed>-<time>]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_command(task: str, task_args: tuple[str, ...], seq_len, out, resume, quiet, **options) -> None:
+@click.option("-h", "--help", "show_help", is_flag=True,
+              help="Show this message (with TASK: also its options and notes) and exit.")
+def train_command(task: str | None, task_args: tuple[str, ...], seq_len, out, resume, quiet, show_help,
+                  **options) -> None:
     """Train a recurrent model on TASK and write a run directory.
 
     Task-specific options (see `rnnlab tasks`) go after TASK like the others; an option the task does not
@@ -145,6 +149,13 @@ def train_command(task: str, task_args: tuple[str, ...], seq_len, out, resume, q
     from rnnlab.tasks import get_task
     from rnnlab.train import resume_run, start_run, summarize
 
+    if show_help:
+        click.echo(click.get_current_context().get_help())
+        if task is not None:
+            click.echo("\n" + get_task(task).help_text())
+        return
+    if task is None:
+        raise click.UsageError("Missing argument 'TASK'.")
     task_cls = get_task(task)
     task_options = task_cls.parse_cli_args(task_args)
     if seq_len is not None:
@@ -398,7 +409,10 @@ def generate_command(run_dir: str, out, checkpoint: str, **options) -> None:
               help="More inputs from a file: one text per line, or a CSV/TSV/JSON Lines table.")
 @click.option("--text-column", help="Column of the texts in an --input table.  [default: the run's, else text]")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_column, checkpoint: str) -> None:
+@click.option("--explain", is_flag=True, help="Also print each input's 5 most-attended words and their attention "
+              "weights (a sentiment run trained with --readout attention).")
+def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_column, checkpoint: str,
+                    explain: bool) -> None:
     """Apply a trained run to new inputs (the task's predict hook): per input one line, the predicted label
     and its probability, tab-separated; with several inputs the input follows.
 
@@ -406,17 +420,20 @@ def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_colum
     Example:
       rnnlab predict runs/sentiment "Delicious, I would buy it again."
       rnnlab predict runs/sentiment --input reviews.txt
+      rnnlab predict runs/sentiment-attention --explain "Stale, and the box was crushed."
     """
     from rnnlab.train.trained import predict_from_run
 
     results = predict_from_run(run_dir, list(texts), checkpoint=checkpoint, input_file=input_file,
-                               text_column=text_column)
+                               text_column=text_column, explain=5 if explain else None)
     for result in results:
         if not (isinstance(result, dict) and "label" in result):
             click.echo(result)
             continue
         line = f"{result['label']}\t{result['probability']:.4f}"
         click.echo(line + (f"\t{_one_line(result.get('text', ''))[:100]}" if len(results) > 1 else ""))
+        if "attended" in result:
+            click.echo("  attended: " + ", ".join(f"{word} {weight:.3f}" for word, weight in result["attended"]))
 
 
 # --------------------------------------------------------------------------------------------------- forecast

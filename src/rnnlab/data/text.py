@@ -295,14 +295,17 @@ def bible_text() -> str:
     return "\n\n".join(chapters) + "\n"
 
 
-def encode_texts(vocab: Vocab, texts: Sequence[str], *, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def encode_texts(
+    vocab: Vocab, texts: Sequence[str], *, max_len: int | None = None, truncate: str = "post"
+) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> ``(ids (N, L) int64, lengths (N,) int64)`` padded with ``vocab.pad_id`` (build it with ``pad=True``).
 
-    Texts longer than ``max_len`` tokens keep their first ``max_len``. A text with no tokens encodes as
-    one ``<unk>`` (length 1), so no length is 0.
+    Texts longer than ``max_len`` tokens keep their first ``max_len`` (``truncate="post"``), or their first
+    quarter and last three quarters of ``max_len`` (``"head_tail"``), see :func:`pad_sequences`. A text with no
+    tokens encodes as one ``<unk>`` (length 1), so no length is 0.
     """
     if vocab.pad_id is None:
         raise InputError("encode_texts needs a vocabulary with <pad>; build it with pad=True")
     ids = [vocab.encode(t) for t in texts]
     ids = [a if len(a) else np.array([vocab.unk_id], dtype=np.int64) for a in ids]
-    return pad_sequences(ids, pad_id=vocab.pad_id, max_len=max_len)
+    return pad_sequences(ids, pad_id=vocab.pad_id, max_len=max_len, truncate=truncate)

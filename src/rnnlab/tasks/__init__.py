@@ -6,15 +6,18 @@ built-in tasks. See :mod:`rnnlab.tasks.base` for the interface a new task implem
 
 # Importing a task module registers it.
 from rnnlab.tasks import (  # noqa: F401  (registration side effects)
+    activity,
     adding,
     copy_memory,
     digits,
+    events,
     forecast,
     lm,
     mnist,
     music,
     sentiment,
     speech,
+    video,
 )
 from rnnlab.tasks.base import (
     SPLITS,

@@ -235,6 +235,8 @@ class Task(abc.ABC):
     higher_is_better: ClassVar[bool] = False
     allows_bidirectional: ClassVar[bool] = True
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: what ``rnnlab train TASK --help`` adds after the options: how the defaults were chosen and measured
+    notes: ClassVar[str] = ""
 
     input_size: int
 
@@ -341,6 +343,17 @@ class Task(abc.ABC):
         """
         return nn.Identity()
 
+    def build_layer(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                    **options: Any) -> nn.Module:
+        """The recurrent layer between the encoder and the head: by default
+        :func:`rnnlab.layers.build_layer` (``options``: ``variant``, ``dropout``, ``bidirectional`` and the layer
+        options). A task whose steps are not vectors returns a layer of its own kind (video frames: a
+        convolutional layer of the cell's family).
+        """
+        from rnnlab.layers import build_layer
+
+        return build_layer(cell, input_size, hidden_size, num_layers, **options)
+
     @abc.abstractmethod
     def build_head(self, features: int, num_directions: int) -> nn.Module:
         """The module on top of the recurrent layer.
@@ -411,10 +424,30 @@ class Task(abc.ABC):
         """
         raise InputError(f"task {self.name} does not support predict")
 
+    def pretraining_task(self, *, bidirectional: bool, num_layers: int) -> Task | None:
+        """A task to train first, whose model shares this task's encoder, input projection and recurrent layer
+        (language-model pretraining of a text classifier, :mod:`rnnlab.tasks.text_lm`), or ``None`` (the
+        default). The trainer trains it with this run's model settings, over its ``defaults`` (flat config
+        names), before the first step of a new run, and copies the shared weights into this task's model.
+        Raise :class:`InputError` if the model (``bidirectional``, ``num_layers``) cannot be pretrained so.
+        """
+        return None
+
+    def parameter_groups(self, model: nn.Module) -> list[dict[str, Any]] | None:
+        """Optimizer parameter groups, each ``{"params": [...], "lr_scale": s}`` (learning rate ``s * lr``),
+        covering every parameter of ``model`` once; ``None`` (the default): one group at ``lr``."""
+        return None
+
     def save_artifacts(self, directory: str | Path) -> None:
         """Write into the run ``directory`` what the task derived from its training data and needs to rebuild
         its model and use it later without the data (a vocabulary, the class names). Called once when a run
         starts. The default writes nothing.
+        """
+        return None
+
+    def save_predictions(self, model: nn.Module, directory: str | Path) -> None:
+        """Write into the run ``directory`` what shows the trained ``model`` at work (a strip of predicted video
+        frames). Called once, after the test evaluation of the best checkpoint. The default writes nothing.
         """
         return None
 
@@ -437,6 +470,18 @@ class Task(abc.ABC):
         if best is None:
             return True
         return value > best if self.higher_is_better else value < best
+
+    @classmethod
+    def help_text(cls) -> str:
+        """The task's options (flag, default, help) and :attr:`notes`, for ``rnnlab train TASK --help``."""
+        lines = [f"Task {cls.name}: {cls.summary}", "", "Task options:"]
+        width = max((len(o.flag) for o in cls.options), default=0)
+        for o in cls.options:
+            choices = f" ({', '.join(map(str, o.choices))})" if o.choices else ""
+            lines.append(f"  {o.flag:<{width}}  {o.help}{choices}  [default: {o.default}]")
+        if cls.notes:
+            lines += ["", cls.notes.strip()]
+        return "\n".join(lines)
 
     @classmethod
     def describe(cls) -> str:

@@ -23,8 +23,20 @@ and every channel. Baselines, scored on the same test windows: ``naive`` (the la
 forecasts the same ``H`` steps from the observations before that origin, with the fitted parameters; the order
 comes from an ADF test and AIC, with seasonal differencing for a calendar season such as co2's 52 weeks).
 
-Seasonal period: co2 52 weeks; sunspots 11 years (the solar cycle, not a fixed period: its MASE is scaled by
-the lag-1 naive forecast); a file ``--period`` (default 1: no season, seasonal naive is naive).
+Covariates and calendar (``--input-columns``, ``--calendar``): the built-in ``sp500`` (daily S&P 500 OHLCV from
+the ``arch`` package; forecast column ``Adj Close``, inputs ``Open, High, Low, Volume``, differenced) and
+``seattle_weather`` (``vega_datasets``; forecast ``temp_max``, inputs ``precipitation, temp_min, wind``) read
+covariates and calendar features (day of week and of year as sine/cosine pairs) besides the forecast columns; the
+model still predicts the forecast columns only, and covariates are scaled (and differenced) like them, on the
+training rows only. ``--quantiles``: the head gives the 10%, 50% and 90% quantiles, trained with the pinball loss;
+the median is the point forecast, and ``coverage_80`` (the share of true values inside the 10-90% interval) and
+``interval_width`` are reported; differenced series forecast the quantiles of the cumulative change since the last
+observation, which map to levels exactly. The ``naive`` baseline (the random walk, the honest baseline for prices)
+gets an 80% interval from the empirical 10% and 90% quantiles of the ``h``-step changes in the training rows.
+
+Seasonal period: co2 52 weeks; seattle_weather 365 days (seasonal naive only: its ARIMA and MASE use lag 1);
+sunspots 11 years (the solar cycle, not a fixed period: its MASE is scaled by the lag-1 naive forecast); sp500 1;
+a file ``--period`` (default 1: no season, seasonal naive is naive).
 
 ``predict`` forecasts beyond the end of the series (the run's, or a new file with the same columns), for any
 horizon: the first ``H`` steps directly, later ones by feeding the forecasts back one step at a time, carrying
@@ -50,6 +62,7 @@ from rnnlab.data.series import (
     BUILTIN_SERIES,
     ForecastData,
     Series,
+    calendar_features,
     check_window,
     fill_gaps,
     load_series,
@@ -64,11 +77,21 @@ from rnnlab.tasks.streams import IndexedTask
 __all__ = ["Forecast", "ForecastResult", "arima_forecasts", "plot_forecast", "seasonal_naive"]
 
 #: Seasonal period of the seasonal-naive baseline for each built-in series, in steps.
-SEASONAL_PERIOD = {"sunspots": 11, "co2": 52}
-#: Built-in series whose model reads and predicts first differences by default (co2 rises past its training range).
-DIFFERENCED = ("co2",)
+SEASONAL_PERIOD = {"sunspots": 11, "co2": 52, "sp500": 1, "seattle_weather": 365}
+#: Built-in series whose model reads and predicts first differences by default (co2 and the S&P 500 leave their
+#: training range).
+DIFFERENCED = ("co2", "sp500")
 #: What the values of each built-in series measure (the plot's y label) and its time step (the x label).
-UNITS = {"sunspots": ("mean sunspot number (yearly)", "year"), "co2": ("CO2 mole fraction (ppmv)", "date")}
+UNITS = {"sunspots": ("mean sunspot number (yearly)", "year"), "co2": ("CO2 mole fraction (ppmv)", "date"),
+         "sp500": ("S&P 500 adjusted close", "date"), "seattle_weather": ("daily maximum temperature (deg C)", "date")}
+#: The column each built-in series forecasts, and the covariates its model reads by default (--input-columns auto).
+TARGET_COLUMN = {"sunspots": "SUNACTIVITY", "co2": "co2", "sp500": "Adj Close", "seattle_weather": "temp_max"}
+DEFAULT_INPUTS = {"sp500": ["Open", "High", "Low", "Volume"], "seattle_weather": ["precipitation", "temp_min", "wind"]}
+#: Input steps of a built-in series whose seasonal period is too long to read twice (its calendar features carry
+#: the season).
+DEFAULT_WINDOW = {"seattle_weather": 28}
+#: The quantiles of --quantiles: the median is the point forecast, 10% and 90% bound the 80% interval.
+QUANTILES = (0.1, 0.5, 0.9)
 VALID_FRACTION = 0.15
 TEST_FRACTION = 0.15
 ARIMA_Q = (0, 1, 2)  # the MA orders searched by AIC (see _arima_order)
@@ -180,16 +203,26 @@ def _time_text(t: Any) -> str:
 
 
 class _ForecastHead(nn.Module):
-    """Linear map of the last step's output to ``H x C`` values, ``(B, H, C)``."""
+    """Linear map of the last step's output to ``H x C`` values, ``(B, H, C)``, or with ``quantiles`` ``Q > 0``
+    to ``H x C x Q`` quantiles, ``(B, H, C, Q)``."""
 
-    def __init__(self, features: int, horizon: int, channels: int) -> None:
+    def __init__(self, features: int, horizon: int, channels: int, quantiles: int = 0) -> None:
         super().__init__()
-        self.horizon, self.channels = horizon, channels
-        self.linear = nn.Linear(features, horizon * channels)
+        self.horizon, self.channels, self.quantiles = horizon, channels, quantiles
+        self.linear = nn.Linear(features, horizon * channels * max(quantiles, 1))
 
     def forward(self, output) -> torch.Tensor:
         last = last_step(output)  # (B, F)
-        return self.linear(last).view(-1, self.horizon, self.channels)  # (B, H, C)
+        shape = (-1, self.horizon, self.channels) + ((self.quantiles,) if self.quantiles else ())
+        return self.linear(last).view(shape)  # (B, H, C) or (B, H, C, Q)
+
+
+def pinball_loss(predicted: torch.Tensor, target: torch.Tensor, quantiles: tuple[float, ...]) -> torch.Tensor:
+    """Mean quantile (pinball) loss of ``predicted (..., Q)`` quantiles against ``target (...)``:
+    ``mean(max(q (y - y_q), (q - 1) (y - y_q)))``."""
+    q = torch.tensor(quantiles, dtype=predicted.dtype, device=predicted.device)  # (Q,)
+    error = target.unsqueeze(-1) - predicted  # (..., Q)
+    return torch.maximum(q * error, (q - 1) * error).mean()
 
 
 @register_task
@@ -198,8 +231,9 @@ class Forecast(IndexedTask):
 
     name = "forecast"
     summary = (
-        "time-series forecasting: the next --horizon steps from the last --window (built-in sunspots or co2, or "
-        "--data FILE --value-column COL); MAE, RMSE, MASE beside naive, seasonal-naive and ARIMA"
+        "time-series forecasting: the next --horizon steps from the last --window (built-in sunspots, co2, sp500, "
+        "seattle_weather, or --data FILE --value-column COL), covariates, calendar features, quantiles; MAE, RMSE, "
+        "MASE, 80% coverage beside naive, seasonal-naive and ARIMA"
     )
     options = (
         TaskOption("series", str, "sunspots", "built-in series (without --data)", choices=BUILTIN_SERIES),
@@ -207,10 +241,18 @@ class Forecast(IndexedTask):
         TaskOption("value_column", str, "", "with --data: the column(s) to forecast, comma-separated"),
         TaskOption("date_column", str, "", "with --data: a column of dates that orders the rows"),
         TaskOption("period", int, 0, "seasonal period in steps (0: sunspots 11, co2 52, a file 1)", min_value=0),
-        TaskOption("window", int, 0, "input steps per forecast (0: max(20, 2 x period))", min_value=0),
+        TaskOption("window", int, 0, "input steps per forecast (0: max(20, 2 x period); seattle_weather 28)",
+                   min_value=0),
         TaskOption("horizon", int, 1, "steps forecast at once", min_value=1),
         TaskOption("difference", str, "auto", "model the first differences (a trend beyond the training range): "
-                   "on, off, auto (on for co2)", choices=("auto", "on", "off")),
+                   "on, off, auto (on for co2, sp500)", choices=("auto", "on", "off")),
+        TaskOption("input_columns", str, "auto", "covariates the model reads besides the forecast columns, "
+                   "comma-separated; auto: sp500 Open,High,Low,Volume, seattle_weather precipitation,temp_min,wind; "
+                   "none: no covariates"),
+        TaskOption("calendar", str, "auto", "day-of-week and day-of-year features: on, off, auto (on for sp500 "
+                   "and seattle_weather)", choices=("auto", "on", "off")),
+        TaskOption("quantiles", bool, False, "forecast the 10/50/90% quantiles (pinball loss): the median is the "
+                   "point forecast; coverage of the 80% interval is reported"),
     )
     monitor = "mase"
     higher_is_better = False
@@ -240,11 +282,32 @@ class Forecast(IndexedTask):
         else:
             if s["value_column"] or s["date_column"]:
                 raise InputError("--value-column and --date-column apply to --data FILE; got no --data")
-            self.columns = ["SUNACTIVITY"] if s["series"] == "sunspots" else ["co2"]
+            self.columns = [TARGET_COLUMN[s["series"]]]
         self.series_name = Path(s["data"]).stem if s["data"] else s["series"]
-        self.input_size = len(self.columns)
+        if s["input_columns"] == "auto":
+            self.input_columns = [] if s["data"] else list(DEFAULT_INPUTS.get(s["series"], []))
+        elif s["input_columns"] == "none":
+            self.input_columns = []
+        else:
+            self.input_columns = [c.strip() for c in s["input_columns"].split(",")]
+            if not all(self.input_columns) or len(set(self.input_columns + self.columns)) != len(
+                    self.input_columns + self.columns):
+                raise InputError(f"--input-columns expects distinct column names other than the forecast ones, "
+                                 f"separated by commas; got {s['input_columns']!r}")
+        if s["calendar"] == "auto":
+            self.calendar = not s["data"] and s["series"] in DEFAULT_INPUTS
+        else:
+            self.calendar = s["calendar"] == "on"
+            if self.calendar and s["data"] and not s["date_column"]:
+                raise InputError("--calendar on needs dates: give --date-column")
+            if self.calendar and not s["data"] and s["series"] == "sunspots":
+                raise InputError("--calendar on: sunspots are yearly; a calendar within the year does not apply")
+        self.quantiles = QUANTILES if s["quantiles"] else ()
+        self.n_targets = len(self.columns)
+        self.input_size = len(self.columns) + len(self.input_columns) + (4 if self.calendar else 0)
         self.period = s["period"] or (SEASONAL_PERIOD.get(s["series"], 1) if not s["data"] else 1)
-        self.window = s["window"] or max(20, 2 * self.period)
+        self.window = s["window"] or DEFAULT_WINDOW.get(self.series_name if not s["data"] else "",
+                                                        max(20, 2 * self.period))
         self.horizon = s["horizon"]
         check_window(self.window, self.horizon)
         self.difference = s["difference"] == "on" or (s["difference"] == "auto" and self.series_name in DIFFERENCED)
@@ -258,10 +321,16 @@ class Forecast(IndexedTask):
         """The run's series, or the table ``data`` read with the run's columns."""
         s = self.settings
         path = data or s["data"] or None
+        wanted = self.columns + self.input_columns  # the forecast columns first, then the covariates
         if path is None:
-            return load_series(None, name=s["series"])
-        return load_series(path, value_columns=self.columns, date_column=s["date_column"] or None,
-                           period=self.period)
+            series = load_series(None, name=s["series"])
+            missing = [c for c in wanted if c not in series.columns]
+            if missing:
+                raise InputError(f"built-in series {s['series']} has no column '{missing[0]}'; its columns are: "
+                                 f"{', '.join(series.columns)}")
+            index = [series.columns.index(c) for c in wanted]
+            return Series(series.name, series.values[:, index], wanted, series.dates, series.period)
+        return load_series(path, value_columns=wanted, date_column=s["date_column"] or None, period=self.period)
 
     @property
     def prepared(self) -> ForecastData:
@@ -280,6 +349,22 @@ class Forecast(IndexedTask):
         if not self.difference:
             return values
         return np.concatenate([np.full_like(values[:1], np.nan), np.diff(values, axis=0)])
+
+    def features(self, values: np.ndarray, dates: np.ndarray | None) -> np.ndarray:
+        """What the model reads at every row, ``(T, C + K [+ 4])``: the scaled model space of the forecast columns
+        and covariates, then the calendar features of the row's date (with ``--calendar``)."""
+        scaled = self.scaler.transform(self.model_space(values))  # (T, C + K), NaN at row 0 if differenced
+        if not self.calendar:
+            return scaled
+        if dates is None:
+            raise InputError("calendar features need dates; the series has none")
+        return np.concatenate([scaled, calendar_features(dates)], axis=1)
+
+    @property
+    def cumulative(self) -> bool:
+        """Quantiles of differenced series are forecast as cumulative changes since the last observation (a sum
+        of quantiles is not a quantile of the sum; a quantile of the cumulative change is)."""
+        return self.difference and bool(self.quantiles)
 
     @property
     def scaler(self) -> Standardizer:
@@ -301,47 +386,76 @@ class Forecast(IndexedTask):
         n_train, n_valid = len(data.rows.train), len(data.rows.valid)
         first, end = {"train": (0, n_train), "valid": (n_train, n_train + n_valid),
                       "test": (n_train + n_valid, len(data.values))}[split]
-        model_values = self.scaler.transform(self.model_space(data.values))  # (T, C), NaN at row 0 if differenced
+        model_values = self.features(data.values, data.dates)  # (T, C + K [+ 4]), NaN at row 0 if differenced
         w = sliding_windows(model_values, self.window, self.horizon, first_target=max(first, self.window + 1)
                             if self.difference else first, end=end)
         rows = w.target_rows
-        levels = data.values[rows[:, None] + np.arange(self.horizon)]  # (N, H, C)
-        return TensorDataset(torch.from_numpy(w.inputs), torch.from_numpy(w.targets), torch.from_numpy(rows),
-                             torch.from_numpy(data.values[rows - 1]), torch.from_numpy(levels))
+        C = self.n_targets
+        targets = w.targets[:, :, :C]  # (N, H, C): only the forecast columns are predicted
+        if self.cumulative:
+            targets = targets.cumsum(axis=1)
+        levels = data.values[rows[:, None] + np.arange(self.horizon), :C]  # (N, H, C)
+        return TensorDataset(torch.from_numpy(w.inputs), torch.from_numpy(np.ascontiguousarray(targets)),
+                             torch.from_numpy(rows), torch.from_numpy(data.values[rows - 1, :C]),
+                             torch.from_numpy(levels))
 
     def make_batch(self, inputs, targets, rows, base, levels) -> Batch:
         return Batch(inputs=inputs.transpose(0, 1).contiguous(), targets=targets,
                      extra={"rows": rows, "base": base, "levels": levels})  # (W, B, C), (B, H, C)
 
     def to_levels(self, outputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        """Model outputs ``(B, H, C)`` -> forecasts in the series' units (float64); ``base (B, C)`` is the last
-        value before the first target (used with differencing)."""
-        scaler = self.scaler
-        out = outputs.double() * torch.from_numpy(scaler.scale) + torch.from_numpy(scaler.mean)
-        if self.difference:
-            out = base.double().unsqueeze(1) + out.cumsum(dim=1)
-        return out
+        """Model outputs ``(B, H, C)`` (or quantiles ``(B, H, C, Q)``) -> forecasts in the series' units (float64);
+        ``base (B, C)`` is the last value before the first target (used with differencing)."""
+        C = self.n_targets
+        quantiles = outputs.dim() == 4
+        x = outputs.double() if quantiles else outputs.double().unsqueeze(-1)  # (B, H, C, Q)
+        scale = torch.from_numpy(self.scaler.scale[:C]).view(1, 1, C, 1)
+        mean = torch.from_numpy(self.scaler.mean[:C]).view(1, 1, C, 1)
+        if self.cumulative:  # x[h] ~ sum of the scaled differences up to h
+            steps = torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1, 1)
+            out = base.double().view(-1, 1, C, 1) + x * scale + steps * mean
+        else:
+            out = x * scale + mean
+            if self.difference:
+                out = base.double().view(-1, 1, C, 1) + out.cumsum(dim=1)
+        return out if quantiles else out.squeeze(-1)
 
     # ----------------------------------------------------------------------------------------------- model
     def build_head(self, features: int, num_directions: int) -> nn.Module:
-        return _ForecastHead(features, self.horizon, self.input_size)  # (B, H, C)
+        return _ForecastHead(features, self.horizon, self.n_targets, len(self.quantiles))  # (B, H, C[, Q])
 
     # ------------------------------------------------------------------------------------ loss and metrics
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.quantiles:
+            return pinball_loss(outputs, batch.targets, self.quantiles)
         return F.mse_loss(outputs, batch.targets)
 
     def metric_sums(self, outputs: torch.Tensor, batch: Batch) -> MetricSums:
-        return self._error_sums(self.to_levels(outputs, batch.extra["base"]), batch.extra["levels"])
+        levels = self.to_levels(outputs, batch.extra["base"])  # (B, H, C) or (B, H, C, Q)
+        if not self.quantiles:
+            return self._error_sums(levels, batch.extra["levels"])
+        low, median, high = levels.unbind(-1)
+        return self._error_sums(median, batch.extra["levels"], (low, high))
 
-    def _error_sums(self, forecasts: torch.Tensor, truth: torch.Tensor) -> MetricSums:
-        error = forecasts.double() - truth.double()  # (N, H, C), series units
+    def _error_sums(self, forecasts: torch.Tensor, truth: torch.Tensor,
+                    interval: tuple[torch.Tensor, torch.Tensor] | None = None) -> MetricSums:
+        """MAE, squared error and MASE sums of point ``forecasts (N, H, C)``; with an ``interval`` (its lower and
+        upper bounds, each ``(N, H, C)``) also ``coverage_80`` (the share of the truth inside) and
+        ``interval_width``."""
+        truth = truth.double()
+        error = forecasts.double() - truth  # (N, H, C), series units
         n = error.numel()
-        scaled = error.abs() / torch.from_numpy(self.prepared.mase_scale)
-        return {
+        scaled = error.abs() / torch.from_numpy(self.prepared.mase_scale[: self.n_targets])
+        out = {
             "mae": (error.abs().sum().item(), n),
             "mse": (error.pow(2).sum().item(), n),
             "mase": (scaled.sum().item(), n),
         }
+        if interval is not None:
+            low, high = interval[0].double(), interval[1].double()
+            out["coverage_80"] = (((low <= truth) & (truth <= high)).sum().item(), n)
+            out["interval_width"] = ((high - low).sum().item(), n)
+        return out
 
     def finalize_metrics(self, means: dict[str, float]) -> dict[str, float]:
         """``rmse = sqrt(mean squared error)``, replacing the squared error."""
@@ -350,21 +464,40 @@ class Forecast(IndexedTask):
             out["rmse"] = math.sqrt(means["mse"])
         return out
 
-    def _score(self, forecasts: np.ndarray, split: str = "test") -> dict[str, float]:
-        """The metrics of forecasts ``(N, H, C)`` in series units, one per window of ``split``, in order."""
+    def _score(self, forecasts: np.ndarray, split: str = "test", interval=None) -> dict[str, float]:
+        """The metrics of forecasts ``(N, H, C)`` in series units, one per window of ``split``, in order (and of
+        an ``interval``, two arrays like ``forecasts``)."""
         truth = self.data(split).tensors[4]  # (N, H, C)
-        sums = self._error_sums(torch.from_numpy(np.asarray(forecasts, np.float64)), truth)
+        as_tensor = lambda a: torch.from_numpy(np.asarray(a, np.float64))  # noqa: E731
+        sums = self._error_sums(as_tensor(forecasts), truth,
+                                None if interval is None else (as_tensor(interval[0]), as_tensor(interval[1])))
         return self.finalize_metrics({k: total / count for k, (total, count) in sums.items()})
 
-    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
-        """Metrics of the naive, seasonal-naive and ARIMA forecasts on the windows of ``split``."""
+    def naive_interval(self, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The random walk's 80% interval ``(low, high)``, each ``(N, H, C)``: the last observed value plus the
+        10% and 90% quantiles of the ``h``-step changes ``y[t + h] - y[t - 1]`` within the training rows."""
         data = self.prepared
+        train = data.values[data.rows.train, : self.n_targets]  # (T_train, C)
+        last = data.values[origins - 1, : self.n_targets]  # (N, C)
+        lows, highs = [], []
+        for h in range(self.horizon):
+            change = train[h + 1 :] - train[: len(train) - h - 1]  # (T_train - h - 1, C)
+            lows.append(np.quantile(change, QUANTILES[0], axis=0))
+            highs.append(np.quantile(change, QUANTILES[-1], axis=0))
+        return last[:, None] + np.stack(lows)[None], last[:, None] + np.stack(highs)[None]
+
+    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """Metrics of the naive (random walk, with its empirical 80% interval), seasonal-naive and ARIMA
+        forecasts on the windows of ``split``."""
+        data = self.prepared
+        values = data.values[:, : self.n_targets]  # (T, C) the forecast columns
         origins = self.data(split).tensors[2].numpy()  # (N,) the first target row of each window
+        naive = seasonal_naive(values, origins, self.horizon, 1)
         out = {
-            "naive": self._score(seasonal_naive(data.values, origins, self.horizon, 1), split),
-            "seasonal_naive": self._score(seasonal_naive(data.values, origins, self.horizon, self.period), split),
+            "naive": self._score(naive, split, self.naive_interval(origins) if self.quantiles else None),
+            "seasonal_naive": self._score(seasonal_naive(values, origins, self.horizon, self.period), split),
         }
-        arima, _ = arima_forecasts(data.values, len(data.rows.train), origins, self.horizon, data.period)
+        arima, _ = arima_forecasts(values, len(data.rows.train), origins, self.horizon, data.period)
         out["arima"] = self._score(arima, split)
         return out
 
@@ -396,6 +529,9 @@ class Forecast(IndexedTask):
         horizon = self.horizon if horizon is None else horizon
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise InputError(f"--horizon expects a positive number of steps, got {horizon!r}")
+        if horizon > self.horizon and (self.input_columns or self.calendar or self.quantiles):
+            raise InputError(f"this run forecasts at most {self.horizon} steps: beyond them its covariates, calendar "
+                             f"or quantiles would have to be fed back, which they cannot; got --horizon {horizon}")
         series = self.load(str(inputs)) if inputs is not None else self.load()
         values, _ = fill_gaps(series.values, series.dates)  # (T, C)
         needs = self.window + int(self.difference)
@@ -404,16 +540,19 @@ class Forecast(IndexedTask):
                 f"too few rows in '{series.name}' to forecast: the model reads the last {needs} steps, "
                 f"the series has {len(values)}"
             )
-        model_values = self.scaler.transform(self.model_space(values)[-self.window :])  # (W, C)
-        scaled = free_run(model, torch.from_numpy(model_values.astype(np.float32)), horizon)  # (horizon, C)
-        base = torch.from_numpy(values[-1:])  # (1, C)
-        forecast = self.to_levels(scaled.unsqueeze(0), base)[0].numpy()  # (horizon, C)
+        model_values = self.features(values, series.dates)[-self.window :]  # (W, C + K [+ 4])
+        scaled = free_run(model, torch.from_numpy(model_values.astype(np.float32)), horizon)  # (horizon, C[, Q])
+        base = torch.from_numpy(values[-1:, : self.n_targets])  # (1, C)
+        forecast = self.to_levels(scaled.unsqueeze(0), base)[0].numpy()  # (horizon, C[, Q])
+        if self.quantiles:
+            forecast = forecast[..., QUANTILES.index(0.5)]  # the median
+        values = values[:, : self.n_targets]
         history_time, forecast_time = _time_axes(series.dates, len(values), horizon)
         builtin = inputs is None and not self.settings["data"]
-        value_label, time_label = UNITS[series.name] if builtin else (", ".join(series.columns), "date")
+        value_label, time_label = UNITS[series.name] if builtin else (", ".join(self.columns), "date")
         if series.dates is None:
             time_label = "time step"
-        return ForecastResult(series.name, series.columns, history_time, values, forecast_time, forecast,
+        return ForecastResult(series.name, self.columns, history_time, values, forecast_time, forecast,
                               value_label, time_label)
 
     def plot_forecast(self, result: ForecastResult, path: str | Path) -> Path:

@@ -1,5 +1,6 @@
 """The model every task trains: the task's encoder, an optional input projection, a recurrent layer from
-:func:`rnnlab.layers.build_layer`, and the task's head.
+:meth:`~rnnlab.tasks.Task.build_layer` (:func:`rnnlab.layers.build_layer` unless the task says otherwise), and the
+task's head.
 
 ``SequenceModel.forward(inputs, state)`` returns ``(outputs, state)``: ``outputs`` is whatever the task's head
 returns and ``state`` the layer's final state (opaque: a tensor or a tuple of tensors), which the trainer
@@ -16,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.errors import InputError
-from rnnlab.layers import build_layer, needs_input_projection
+from rnnlab.layers import needs_input_projection
 from rnnlab.tasks.base import Task
 
 __all__ = ["SequenceModel", "build_model", "count_parameters", "map_packed"]
@@ -46,10 +47,15 @@ class SequenceModel(nn.Module):
         self.layer = layer
         self.head = head
 
-    def forward(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def features(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[Any, Any]:
+        """``(layer output (T, B, D*H) or packed, state)``: everything but the head (for heads that explain
+        themselves, e.g. attention weights)."""
         x = map_packed(self.encoder, inputs)  # (T, B, input_size) or packed
         x = map_packed(self.projection, x)  # (T, B, hidden_size) when projected
-        output, state = self.layer(x, state)  # (T, B, D*H) or packed
+        return self.layer(x, state)  # (T, B, D*H) or packed
+
+    def forward(self, inputs: torch.Tensor | PackedSequence, state: Any = None) -> tuple[torch.Tensor, Any]:
+        output, state = self.features(inputs, state)
         return self.head(output), state
 
 
@@ -78,7 +84,7 @@ def build_model(
         projection = nn.Linear(task.input_size, hidden_size)
         layer_input = hidden_size
     try:
-        layer = build_layer(
+        layer = task.build_layer(
             cell,
             layer_input,
             hidden_size,

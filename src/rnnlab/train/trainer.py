@@ -103,7 +103,10 @@ class Trainer:
             **m.layer_options,
         ).to(self.device)
         self.total_steps = self._total_steps()
-        self.optimizer = build_optimizer(self.model.parameters(), config.optim)
+        groups = self.task.parameter_groups(self.model)
+        if groups is not None:
+            groups = [{**g, "lr": config.optim.lr * g["lr_scale"]} for g in groups]
+        self.optimizer = build_optimizer(self.model.parameters() if groups is None else groups, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         # Everything below evolves during training and is saved in every checkpoint.
         self.step = 0  # optimizer steps done
@@ -118,6 +121,8 @@ class Trainer:
         self.diverged = False
         self._stop_requested = False
         self._best_in_memory: dict[str, torch.Tensor] | None = None  # best weights when there is no run dir
+        self.pretrain_results: dict[str, Any] | None = None  # the results of the task's pretraining, if any
+        self.pretrainer: Trainer | None = None  # the trainer of that pretraining (its model and task)
 
     # --------------------------------------------------------------------------------------------- budget
     def _total_steps(self) -> int:
@@ -167,6 +172,8 @@ class Trainer:
         logger = MetricsLogger(self.run, tensorboard=self.config.loop.tensorboard)
         loop = self.config.loop
         end = self.total_steps if until is None else min(until, self.total_steps)
+        if self.step == 0 and self.pretrain_results is None and end > 0:
+            self._pretrain()
         batches = self.task.train_batches(loop.batch_size, loop.seed, start_step=self.step)
         if self.step < end:
             first = next(batches)
@@ -208,6 +215,24 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
         return self._finish() if finished else None
+
+    def _pretrain(self) -> None:
+        """Train the task's :meth:`~rnnlab.tasks.Task.pretraining_task` (if any) with this run's model and loop
+        settings over its defaults, in memory, and copy its encoder, projection and layer weights into the model.
+        Its time counts in ``train_seconds``; its results go into this run's results as ``pretrain``."""
+        m = self.config.model
+        task = self.task.pretraining_task(bidirectional=m.bidirectional, num_layers=m.num_layers)
+        if task is None:
+            return
+        config = self.config.with_overrides(task.defaults)
+        trainer = Trainer(config, None, progress=self.progress, task=task)
+        results = trainer.fit()
+        assert results is not None
+        self.pretrainer = trainer
+        for name in ("encoder", "projection", "layer"):
+            getattr(self.model, name).load_state_dict(getattr(trainer.model, name).state_dict())
+        self.train_seconds += trainer.train_seconds
+        self.pretrain_results = {k: results[k] for k in ("metrics", "baseline", "steps", "train_seconds")}
 
     def _warm_up(self, batch) -> None:
         """One forward pass in evaluation mode before the clock starts, so that one-off costs (compiling the
@@ -356,6 +381,8 @@ class Trainer:
         elif self._best_in_memory is not None:
             self.model.load_state_dict(self._best_in_memory)
         test = self.evaluate("test")
+        if self.run is not None:
+            self.task.save_predictions(self.model, self.run.path)
         baseline = self.task.baseline()
         m = self.config.model
         results = {
@@ -376,6 +403,7 @@ class Trainer:
             "diverged": self.diverged,
             "seed": self.config.loop.seed,
             "train_seconds": round(self.train_seconds, 3),
+            **({"pretrain": self.pretrain_results} if self.pretrain_results is not None else {}),
             "rnnlab_version": rnnlab.__version__,
             "torch_version": torch.__version__,
         }
