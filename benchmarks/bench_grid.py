@@ -1,28 +1,32 @@
-"""The engine benchmark over the standard grid, saved as JSON beside this file.
+"""The engine benchmark, saved as JSON in ``benchmarks/results/`` (the reference machines' measurements behind
+the README's speed table).
 
-Equivalent to ``rnnlab bench --json benchmarks/results/bench-<date>.json``; kept as a script so a benchmark
-run can be repeated and compared without the CLI. Timings are never asserted in tests: read the ratios.
+Equivalent to ``rnnlab bench [--workbench] [--single-thread] --json benchmarks/results/<name>.json``, where
+the name says when and where it ran (:func:`rnnlab.study.bench.results_path`: ``<UTC date>-<cpu>-<threads>t``);
+kept as a script so a benchmark run can be repeated and compared without the CLI. Timings are never asserted
+in tests: read the ratios.
 
-    python benchmarks/bench_grid.py            # the full grid, every variant (tens of minutes on 2 cores)
-    python benchmarks/bench_grid.py --quick    # a smoke run
+    python benchmarks/bench_grid.py                                 # the full grid, every variant (tens of minutes)
+    python benchmarks/bench_grid.py --workbench --single-thread     # the tasks' own shapes, as a study worker runs
+    python benchmarks/bench_grid.py --quick                         # a smoke run
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from rnnlab.study.bench import BenchConfig, render, run_bench, write_json
+from rnnlab.study.bench import BenchConfig, render, results_path, run_bench, write_json
 
 
 def main(argv: list[str]) -> None:
-    cfg = BenchConfig.quick() if "--quick" in argv else BenchConfig()
+    cfg = BenchConfig.quick() if "--quick" in argv else BenchConfig.workbench() if "--workbench" in argv \
+        else BenchConfig()
+    if "--single-thread" in argv:
+        cfg = cfg.single_thread()
     result = run_bench(cfg, progress=lambda message: print(message, file=sys.stderr))
     render(result)
-    out = Path(__file__).parent / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
-    print(f"wrote {write_json(result, out)}")
+    print(f"wrote {write_json(result, results_path(result, Path(__file__).parent / 'results'))}")
 
 
 if __name__ == "__main__":

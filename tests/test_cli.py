@@ -111,6 +111,8 @@ def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_p
         (["train", "digits", "--cell", "rnn", "--chrono-init", "10"], "chrono_init does not apply to rnn"),
         (["train", "digits", "--chrono-init", "2"], "'--chrono-init': 2 is not in the range x>=3"),
         (["eval"], "Missing argument 'RUN_DIR'"),
+        (["bench", "--quick", "--workbench"], "--quick and --workbench are two presets: choose one"),
+        (["bench", "--single-thread", "--threads", "2"], "--single-thread runs one thread; it cannot take --threads 2"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, message):

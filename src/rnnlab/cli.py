@@ -463,13 +463,18 @@ def forecast_command(run_dir: str, data, horizon, plot: str, checkpoint: str) ->
 # ------------------------------------------------------------------------------------------------------ bench
 @cli.command("bench")
 @click.option("--quick", is_flag=True, help="A sub-minute smoke run: the small shape, vanilla variants only.")
+@click.option("--workbench", is_flag=True,
+              help="The workbench tasks' own default shapes (adding, copy, digits, mnist, music, ...), vanilla only.")
+@click.option("--single-thread", is_flag=True,
+              help="One thread, timed by process CPU time (how a study worker runs; steadier on a busy machine).")
 @click.option("--families", default="rnn,lstm,gru", show_default=True, help="Cell families, comma-separated.")
 @click.option("--shape", "shapes", multiple=True, help="T,B,I,H (repeatable); default: the standard grid.")
 @click.option("--vanilla-only", is_flag=True, help="Only each family's vanilla variant.")
 @click.option("--rounds", type=_POSITIVE, help="Interleaved timing rounds (medians are reported).")
 @click.option("--threads", type=_POSITIVE, help="torch threads (default: torch's).")
 @click.option("--json", "json_path", type=click.Path(), help="Also write the measurements as JSON here.")
-def bench_command(quick, families, shapes, vanilla_only, rounds, threads, json_path) -> None:
+def bench_command(quick, workbench, single_thread, families, shapes, vanilla_only, rounds, threads,
+                  json_path) -> None:
     """Time torch's native layers, rnnlab's fused engine and the reference loop side by side, interleaved in
     one process: forward, forward+backward and inference ms, peak memory, GFLOP/s, ratio to torch, fraction
     of the machine's measured GEMM throughput, and streaming latency of a 2-layer LSTM at batch 1.
@@ -479,13 +484,20 @@ def bench_command(quick, families, shapes, vanilla_only, rounds, threads, json_p
       rnnlab bench --quick
       rnnlab bench --json bench.json
       rnnlab bench --families lstm --shape 100,16,64,64 --vanilla-only
+      rnnlab bench --workbench --single-thread --json results.json
     """
     import dataclasses
 
     from rnnlab.errors import InputError
     from rnnlab.study.bench import BenchConfig, render, run_bench, write_json
 
-    cfg = BenchConfig.quick() if quick else BenchConfig()
+    if quick and workbench:
+        raise InputError("--quick and --workbench are two presets: choose one")
+    if single_thread and threads not in (None, 1):
+        raise InputError(f"--single-thread runs one thread; it cannot take --threads {threads}")
+    cfg = BenchConfig.quick() if quick else BenchConfig.workbench() if workbench else BenchConfig()
+    if single_thread:
+        cfg = cfg.single_thread()
     changes: dict = {"families": tuple(f.strip() for f in families.split(",") if f.strip())}
     if shapes:
         try:

@@ -66,3 +66,19 @@ def test_forward_flops_counts_every_gemm():
 def test_bad_config_is_an_input_error(bad, message):
     with pytest.raises(InputError, match=message):
         bench.run_bench(tiny(**bad))
+
+
+def test_workbench_preset_is_the_tasks_shapes_and_single_thread_uses_the_cpu_clock(tmp_path):
+    cfg = bench.BenchConfig.workbench().single_thread()
+    assert cfg.shapes == tuple(bench.WORKBENCH) and (100, 50, 2, 32) in cfg.shapes
+    assert cfg.threads == 1 and cfg.clock == "cpu" and not cfg.all_variants
+    bench.validate(cfg)
+    shape = (4, 2, 3, 3)
+    result = bench.run_bench(tiny(families=("lstm",), shapes=(shape,), streaming=False, memory=False,
+                                  threads=1, clock="cpu"))
+    row = result.rows[0]
+    assert row.us_per_step("fused") == 1e3 * row.ms["fused"]["fwd+bwd"] / shape[0]
+    data = result.to_json()["rows"][0]
+    assert data["us_per_step"]["torch"]["inference"] == 1e3 * row.ms["torch"]["inference"] / shape[0]
+    name = bench.results_path(result, tmp_path).name
+    assert name.endswith("-1t.json") and result.machine["cpu"].split()[0].lower() in name

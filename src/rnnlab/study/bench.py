@@ -25,6 +25,11 @@ gradients each; the pointwise gate math is not counted) per second, and that as 
 GEMM throughput measured in the same run (the better of torch.mm (MKL) and torch's oneDNN matmul on a
 2048^2 fp32 product).
 
+Shapes: the standard grid (:data:`GRID`), or with ``--workbench`` the shapes the workbench's own tasks train
+at with their default options (:data:`WORKBENCH`: one layer, the task's batch size, input width and hidden
+size; sequence lengths of padded batches are typical ones). Times are also given per step of the sequence
+(``us_per_step``, microseconds), where the overhead of small shapes shows.
+
 Streaming: per-step latency of a 2-layer LSTM at batch 1 called on ``x[t:t+1]`` with the carried state under
 ``no_grad`` (text generation), rnnlab vs ``torch.nn.LSTM`` stepped the same way.
 """
@@ -52,6 +57,20 @@ from rnnlab.layers import variants_of
 FAMILIES = ("rnn", "lstm", "gru")
 GRID = ((100, 16, 64, 64), (100, 64, 256, 256), (50, 128, 512, 512), (500, 32, 128, 128))
 QUICK_GRID = ((100, 16, 64, 64),)
+#: (T, B, I, H) of one layer of each workbench task at its default options, task by task (tasks/*.py: defaults,
+#: input_size, options); the study runs its workers single-threaded, so these matter most at one thread
+WORKBENCH = {
+    (100, 50, 2, 32): "adding (rnnlab compare's default study: seq_len 100)",
+    (200, 50, 2, 32): "adding (seq_len 200)",
+    (120, 64, 10, 128): "copy (T + 2K = 120 steps, 10 categories)",
+    (8, 32, 8, 64): "digits (8 rows of 8 pixels)",
+    (28, 64, 28, 128): "mnist rows",
+    (784, 64, 1, 128): "mnist --pixels",
+    (45, 8, 88, 256): "music (Bach chorales, ~45 quarter steps, 88 keys)",
+    (64, 32, 128, 128): "sentiment (median padded length 64, embeddings 128; one direction)",
+    (128, 32, 128, 256): "lm (seq_len 128, embeddings 128)",
+    (30, 32, 13, 128): "speech (~30 frames of 13 MFCCs)",
+}
 TORCH_LAYERS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 TORCH_VARIANT = {"rnn": "tanh", "lstm": "vanilla", "gru": "vanilla"}  # the variant torch's layer computes
 METRICS = ("fwd", "fwd+bwd", "inference")
@@ -82,6 +101,18 @@ class BenchConfig:
         """A smoke run in well under a minute: the small shape, vanilla variants, three rounds."""
         return cls(shapes=QUICK_GRID, all_variants=False, rounds=3, min_sample_seconds=0.01, streaming_steps=50)
 
+    @classmethod
+    def workbench(cls) -> BenchConfig:
+        """The workbench tasks' own shapes (:data:`WORKBENCH`), vanilla variants, no reference loop."""
+        return cls(shapes=tuple(WORKBENCH), all_variants=False, reference=False)
+
+    def single_thread(self) -> BenchConfig:
+        """This configuration on one thread, timed by process CPU time (what a study worker runs; the CPU
+        clock is steadier than the wall clock on a shared machine)."""
+        from dataclasses import replace
+
+        return replace(self, threads=1, clock="cpu")
+
 
 @dataclass
 class Row:
@@ -98,6 +129,11 @@ class Row:
         """torch's time / fused time (> 1: rnnlab is faster)."""
         t, f = self.ms.get("torch", {}).get(metric), self.ms.get("fused", {}).get(metric)
         return None if t is None or f is None else t / f
+
+    def us_per_step(self, impl: str, metric: str = "fwd+bwd") -> float | None:
+        """Microseconds per time step of the sequence."""
+        ms = self.ms.get(impl, {}).get(metric)
+        return None if ms is None else 1e3 * ms / self.shape[0]
 
     def gflops(self, impl: str = "fused") -> float | None:
         ms = self.ms.get(impl, {}).get("fwd+bwd")
@@ -353,6 +389,9 @@ class BenchResult:
             d = asdict(r)
             d["shape"] = dict(zip("TBIH", r.shape, strict=True))
             d["speedup"] = {m: r.speedup(m) for m in ("fwd", "fwd+bwd", "inference")}
+            d["us_per_step"] = {impl: {m: r.us_per_step(impl, m) for m in METRICS} for impl in r.ms}
+            if r.shape in WORKBENCH:
+                d["workbench"] = WORKBENCH[r.shape]
             d["gflops_fwd_bwd"] = {impl: r.gflops(impl) for impl in r.ms}
             g = r.gflops("fused")
             d["fraction_of_gemm_peak"] = None if g is None else g / self.gemm["peak"]
@@ -369,8 +408,10 @@ def machine_info() -> dict:
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "rnnlab": rnnlab.__version__, "load_average_1min": load}
+    return {"cpu": cpu, "isa": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "rnnlab": rnnlab.__version__, "load_average_1min": load,
+            "gemm_route": os.environ.get("RNNLAB_GEMM", "default")}
 
 
 def validate(cfg: BenchConfig) -> None:
@@ -428,33 +469,41 @@ def render(result: BenchResult, console=None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
-            console = Console(width=170)
+            console = Console(width=220)
     m, gemm = result.machine, result.gemm
     load = m.get("load_average_1min")
-    console.print(f"[bold]rnnlab bench[/bold]  {m['cpu']}, {m['threads']} threads, torch {m['torch']}, "
+    console.print(f"[bold]rnnlab bench[/bold]  {m['cpu']} ({m.get('isa', '?')}), {m['threads']} threads, "
+                  f"torch {m['torch']}, "
                   f"{result.config.clock} clock, load average {_fmt(load)} on {m['cores']} cores; "
                   f"GEMM fp32 2048^2: MKL {_fmt(gemm.get('mkl'), '.0f')} GFLOP/s, oneDNN "
                   f"{_fmt(gemm.get('onednn'), '.0f')} GFLOP/s")
     console.print("times: median ms over interleaved rounds; x = torch time / rnnlab time (> 1: rnnlab faster); "
-                  "variants compare with torch's vanilla layer; mem: peak MB of fwd+bwd above the inputs")
+                  "variants compare with torch's vanilla layer; µs/step: fwd+bwd per time step; "
+                  "mem: peak MB of fwd+bwd above the inputs")
     for family in result.config.families:
         rows = [r for r in result.rows if r.family == family]
         if not rows:
             continue
         table = Table(title=f"{family.upper()}", show_lines=False, header_style="bold")
-        for col in ("variant", "T,B,I,H", "torch f+b", "rnnlab f+b", "x f+b", "torch inf", "rnnlab inf", "x inf",
-                    "rnnlab fwd", "ref f+b", "GFLOP/s", "% peak", "mem torch", "mem rnnlab"):
-            table.add_column(col, justify="left" if col in ("variant", "T,B,I,H") else "right")
+        workbench = any(r.shape in WORKBENCH for r in rows)
+        columns = ["variant", "T,B,I,H", "torch f+b", "rnnlab f+b", "x f+b", "µs/step torch", "µs/step rnnlab",
+                   "torch inf", "rnnlab inf", "x inf", "rnnlab fwd", "ref f+b", "GFLOP/s", "% peak", "mem torch",
+                   "mem rnnlab"] + (["task"] if workbench else [])
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("variant", "T,B,I,H", "task") else "right",
+                             no_wrap=col in ("T,B,I,H", "task"), min_width=13 if col == "T,B,I,H" else None)
         for r in rows:
             g = r.gflops("fused")
             ref = r.ms.get("reference", {}).get("fwd+bwd")
             sp_fb, sp_inf = r.speedup("fwd+bwd"), r.speedup("inference")
             table.add_row(
                 r.variant, ",".join(map(str, r.shape)), _fmt(r.ms["torch"]["fwd+bwd"]), _fmt(r.ms["fused"]["fwd+bwd"]),
-                _ratio(sp_fb), _fmt(r.ms["torch"]["inference"]), _fmt(r.ms["fused"]["inference"]), _ratio(sp_inf),
+                _ratio(sp_fb), _fmt(r.us_per_step("torch"), ".0f"), _fmt(r.us_per_step("fused"), ".0f"),
+                _fmt(r.ms["torch"]["inference"]), _fmt(r.ms["fused"]["inference"]), _ratio(sp_inf),
                 _fmt(r.ms["fused"]["fwd"]), _fmt(ref), _fmt(g, ".0f"),
                 _fmt(None if g is None else 100 * g / gemm["peak"], ".0f"),
-                _fmt(r.peak_mb.get("torch")), _fmt(r.peak_mb.get("fused")))
+                _fmt(r.peak_mb.get("torch")), _fmt(r.peak_mb.get("fused")),
+                *([WORKBENCH.get(r.shape, "").split(" (")[0]] if workbench else []))
         console.print(table)
     if result.streaming:
         s = result.streaming
@@ -482,6 +531,17 @@ def _ratio(value: float | None) -> str:
         return "-"
     color = "green" if value >= 1.0 else "red"
     return f"[{color}]x{value:.2f}[/{color}]"
+
+
+def results_path(result: BenchResult, folder: str | Path) -> Path:
+    """``folder/<date>-<cpu>-<threads>t[-<preset>].json``: a reference machine's results, named so that a
+    listing shows when and where each was measured."""
+    slug = "".join(c if c.isalnum() else "-" for c in result.machine["cpu"].lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    preset = "-workbench" if set(result.config.shapes) <= set(WORKBENCH) else ""
+    stamp = time.strftime("%Y%m%d-%H%M", time.gmtime())
+    return Path(folder) / f"{stamp}-{slug}-{result.machine['threads']}t{preset}.json"
 
 
 def write_json(result: BenchResult, path: str | Path) -> Path:

@@ -146,7 +146,7 @@ How the defaults were measured (2026-12-02, 2 shared CPU cores, --threads 1; ben
 accuracy of the best validation checkpoint, beside TF-IDF (words and word pairs) + logistic regression):
   set (train/valid/test texts, classes)            LSTM                 GRU                  TF-IDF+LR  majority
   food reviews, built in (3600/400/1000, 2)      0.805 (seed 0)       0.801 (seed 0)       0.803      0.658
-  drug reviews, drugs.com (541/59/379, 3)        0.694 (seed 0)       0.689 (seed 0)       0.707      0.654
+  drug reviews, drugs.com (541/59/379, 3)        0.694 (seed 0)       0.682 (0.689, 0.675) 0.707      0.654
   tweets by source, Android/iPhone/web
     (15466/1933/1933, 3)                         0.819 (0.817, 0.820) 0.809 (0.812, 0.805) 0.836      0.555
 With these defaults the recurrent models are on par with the bag of bigrams on the food reviews and below it

@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <cstdlib>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -236,14 +238,141 @@ inline int64_t chunk_steps(int64_t T_, int64_t B, int64_t row_bytes) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The right operand of a GEMM used at every step, packed once per sequence: C (M, N) (+)= A (M, K) B (K, N).
-// float, where the CPU supports it: B is copied into column panels (K x 64, contiguous) and each panel goes
-// through at::native::cpublas::brgemm, oneDNN's batch-reduce GEMM micro-kernel (on this project's AVX-512
-// machines ~20% faster than MKL's sgemm at the recurrent shapes, and what torch's own nn.LSTM runs on).
-// Otherwise (double, or no brgemm): the BLAS gemm on B where it lies.
-constexpr int64_t kPanel = 64;    // columns of a packed panel
-constexpr int64_t kRowBlock = 256;  // rows of A per call, so that a block of A stays in cache across panels
+// The engine's own GEMM micro-kernel, for the products that recur at every step (small M, K <= a few hundred):
+// C (M, N) (+)= A (M, K) B (K, N) with B packed once per sequence into panels of kNR columns (K x kNR,
+// contiguous, the last one zero-padded). A block of kMR rows of C times one panel stays in registers: per k,
+// two vector loads of B, kMR broadcasts of A and 2 kMR fused multiply-adds. Portable C++ (GCC vector
+// extensions): 256-bit vectors on AVX2 machines, 512-bit where AVX-512 is available (compiled with
+// -march=native), the same code for float and double, so the float64 tests run it too.
+// Why not a library call per block: at the recurrent shapes (a step of 16-128 rows, K = H) the per-call
+// overhead of BLAS or oneDNN's brgemm (argument checks, kernel lookup, packing) is comparable with the
+// arithmetic, and both are tuned for large, square products.
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#else
+constexpr int kVecBytes = 32;
+#endif
+typedef float VecF __attribute__((vector_size(kVecBytes), aligned(4)));
+typedef double VecD __attribute__((vector_size(kVecBytes), aligned(8)));
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { using type = VecF; };
+template <> struct VecOf<double> { using type = VecD; };
+template <typename T> using Vec = typename VecOf<T>::type;
+template <typename T> constexpr int64_t kLanes = kVecBytes / sizeof(T);
+template <typename T> constexpr int64_t kNR = 2 * kLanes<T>;  // columns of a panel: two vectors
 constexpr double kParallelFlops = 2e6;  // below this a GEMM runs on one thread
+constexpr int64_t kMR = 6;   // rows of C per register block (6 x 2 accumulators + 2 + 1 fit AVX2's 16 registers)
+constexpr int64_t kKC = 256;  // depth of a block of K: a panel's block (kKC x kNR) stays in L1 across row blocks
+
+template <typename T> RNNLAB_INLINE Vec<T> vload(const T* p) { return *reinterpret_cast<const Vec<T>*>(p); }
+template <typename T> RNNLAB_INLINE void vstore(T* p, Vec<T> v) { *reinterpret_cast<Vec<T>*>(p) = v; }
+
+// C rows [0, MR) x panel columns [0, nb) (+)= A (MR, K) B (K, nb): element (r, k) of A at A[r * sar + k * sak],
+// row k of B at B + k * ldb (a packed panel: ldb = kNR; or B in place, then nb = kNR columns are read);
+// accumulate: add to C, else overwrite.
+template <typename T, int MR>
+RNNLAB_INLINE void micro_kernel(int64_t K, const T* A, int64_t sar, int64_t sak, const T* B, int64_t ldb, T* C,
+                                int64_t ldc, int64_t nb, bool accumulate) {
+  constexpr int64_t L = kLanes<T>, NR = kNR<T>;
+  Vec<T> c0[MR], c1[MR];
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = Vec<T>{};
+  for (int64_t k = 0; k < K; ++k) {
+    const Vec<T> b0 = vload(B + k * ldb), b1 = vload(B + k * ldb + L);
+    for (int r = 0; r < MR; ++r) {
+      const T a = A[r * sar + k * sak];
+      c0[r] += b0 * a;
+      c1[r] += b1 * a;
+    }
+  }
+  if (nb == NR) {
+    for (int r = 0; r < MR; ++r) {
+      T* c = C + r * ldc;
+      if (accumulate) {
+        c0[r] += vload(c);
+        c1[r] += vload(c + L);
+      }
+      vstore(c, c0[r]);
+      vstore(c + L, c1[r]);
+    }
+  } else {
+    alignas(64) T tmp[2 * L];
+    for (int r = 0; r < MR; ++r) {
+      vstore(tmp, c0[r]);
+      vstore(tmp + L, c1[r]);
+      T* c = C + r * ldc;
+      for (int64_t j = 0; j < nb; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+// Rows [0, M) of C (M, nb) (+)= A (M, K) B (K, nb), B one panel (see micro_kernel for the strides); depth
+// blocks of kKC after the first accumulate.
+template <typename T>
+inline void panel_multiply(int64_t M, int64_t K, const T* A, int64_t sar, int64_t sak, const T* B, int64_t ldb,
+                           T* C, int64_t ldc, int64_t nb, bool accumulate) {
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kb = std::min(kKC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const T* a = A + k0 * sak;
+    const T* b = B + k0 * ldb;
+    int64_t i = 0;
+    for (; i + kMR <= M; i += kMR)
+      micro_kernel<T, kMR>(kb, a + i * sar, sar, sak, b, ldb, C + i * ldc, ldc, nb, acc);
+    const T* ai = a + i * sar;
+    T* ci = C + i * ldc;
+    switch (M - i) {
+      case 5: micro_kernel<T, 5>(kb, ai, sar, sak, b, ldb, ci, ldc, nb, acc); break;
+      case 4: micro_kernel<T, 4>(kb, ai, sar, sak, b, ldb, ci, ldc, nb, acc); break;
+      case 3: micro_kernel<T, 3>(kb, ai, sar, sak, b, ldb, ci, ldc, nb, acc); break;
+      case 2: micro_kernel<T, 2>(kb, ai, sar, sak, b, ldb, ci, ldc, nb, acc); break;
+      case 1: micro_kernel<T, 1>(kb, ai, sar, sak, b, ldb, ci, ldc, nb, acc); break;
+      default: break;
+    }
+  }
+}
+
+// C (M, N) = A^T B for A (R, M) with M small (an input width) and a long inner dimension R (all T*B rows):
+// the weight gradient of a narrow input, dW^T = x^T dy. B (R, N) is read in place, one pass of its rows per
+// block of kMR columns of A; the columns of B past the last full panel go through a plain loop.
+template <typename T>
+inline void gemm_tn_narrow(int64_t R, int64_t M, int64_t N, const T* A, const T* B, T* C) {
+  constexpr int64_t NR = kNR<T>;
+  const int64_t full = N / NR * NR, panels = N / NR;
+  auto work = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) panel_multiply<T>(M, R, A, 1, M, B + p * NR, N, C + p * NR, N, NR, false);
+  };
+  if (2.0 * R * M * N < kParallelFlops || at::get_num_threads() == 1 || panels < 2) {
+    work(0, panels);
+  } else {
+    at::parallel_for(0, panels, 1, work);
+  }
+  if (full == N) return;
+  for (int64_t m = 0; m < M; ++m) {
+    T* c = C + m * N;
+    std::fill(c + full, c + N, T(0));
+    for (int64_t r = 0; r < R; ++r) {
+      const T a = A[r * M + m];
+      const T* b = B + r * N;
+#pragma omp simd
+      for (int64_t j = full; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The right operand of a GEMM used at every step, packed once per sequence: C (M, N) (+)= A (M, K) B (K, N).
+// Routes (RNNLAB_GEMM=micro|brgemm|blas in the environment, read once, overrides the default):
+// - "brgemm" (float, where torch's oneDNN provides it; the default there): B in panels of 64 columns through
+//   at::native::cpublas::brgemm, oneDNN's batch-reduce micro-kernel (what torch's own nn.LSTM runs on).
+//   Measured single-threaded on the AMD EPYC (Zen 4) machines, best of 200 runs, GFLOP/s micro / brgemm / MKL
+//   sgemm: (M, K, N) = (50, 32, 128) 87 / 92 / 72; (64, 64, 256) 96 / 107 / 90; (128, 128, 512) 110 / 115 /
+//   96; (128, 512, 2048) 99 / 106 / 78. With oneDNN and the micro-kernel held to AVX2 the two trade places
+//   (brgemm ahead for K <= 64, the micro-kernel for K >= 256), both ahead of sgemm.
+// - "micro" (double, and float without brgemm): B in panels of kNR columns through the micro-kernel above;
+// - "blas": no packing, the BLAS gemm on B where it lies.
+// Few rows in all (< kPackMinRows) never pack: the copy of B would not pay.
+constexpr int64_t kPanel = 64;    // columns of a brgemm panel
+constexpr int64_t kRowBlock = 256;  // rows of A per work item, so that a block of A stays in cache across panels
 constexpr int64_t kPackMinRows = 64;  // packing B costs a copy of it: worth it when this many rows of A use it
 
 inline bool brgemm_available() {
@@ -259,23 +388,40 @@ inline bool brgemm_available() {
   return available;
 }
 
+enum class GemmRoute { kMicro, kBrgemm, kBlas };
+
+inline GemmRoute gemm_route() {
+  static const GemmRoute route = [] {
+    const char* env = std::getenv("RNNLAB_GEMM");
+    const std::string name = env ? env : "";
+    if (name == "blas") return GemmRoute::kBlas;
+    if (name == "micro") return GemmRoute::kMicro;
+    return brgemm_available() ? GemmRoute::kBrgemm : GemmRoute::kMicro;
+  }();
+  return route;
+}
+
 template <typename T> class PackedB {
  public:
   // B[k][n] = src[k * ld + n], or src[n * ld + k] if transposed (B = W^T for a weight W (N, K)); rows: how
   // many rows of A will be multiplied by it in all (a sequence's T*B), to decide whether packing pays
-  PackedB(const T* src, int64_t ld, int64_t K, int64_t N, bool transposed, int64_t rows)
+  PackedB(const T* src, int64_t ld, int64_t K, int64_t N, bool transposed, int64_t rows,
+          GemmRoute route = gemm_route())
       : src_(src), ld_(ld), K_(K), N_(N), transposed_(transposed) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (rows >= kPackMinRows && brgemm_available()) {
-        packed_.resize(K * N);
-        for (int64_t j0 = 0; j0 < N; j0 += kPanel) {
-          const int64_t nb = std::min(kPanel, N - j0);
-          T* panel = packed_.data() + j0 * K;  // (K, nb)
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t j = 0; j < nb; ++j)
-              panel[k * nb + j] = transposed ? src[(j0 + j) * ld + k] : src[k * ld + j0 + j];
-        }
-      }
+    route_ = rows < kPackMinRows ? GemmRoute::kBlas : route;
+    if (route_ == GemmRoute::kBrgemm && !std::is_same_v<T, float>) route_ = GemmRoute::kMicro;
+    if (route_ == GemmRoute::kBlas) return;
+    width_ = route_ == GemmRoute::kMicro ? kNR<T> : kPanel;
+    const int64_t panels = (N + width_ - 1) / width_;
+    // micro panels are zero-padded to kNR columns; brgemm panels hold nb columns
+    packed_.assign(route_ == GemmRoute::kMicro ? panels * K * width_ : K * N, T(0));
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t j0 = p * width_, nb = std::min(width_, N - j0);
+      const int64_t stride = route_ == GemmRoute::kMicro ? width_ : nb;
+      T* panel = panel_ptr(p);  // (K, stride)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < nb; ++j)
+          panel[k * stride + j] = transposed ? src[(j0 + j) * ld + k] : src[k * ld + j0 + j];
     }
   }
 
@@ -292,18 +438,20 @@ template <typename T> class PackedB {
         for (int64_t j = 0; j < nb; ++j) c[j] += b[j];
       }
     };
-    if (packed_.empty()) {
+    if (route_ == GemmRoute::kBlas) {
       gemm<T>(false, transposed_, M, N_, K_, T(1), A, lda, src_, ld_, accumulate ? T(1) : T(0), C, ldc);
       if (bias) add_bias(0, M, 0, N_);
       return;
     }
-    const int64_t panels = (N_ + kPanel - 1) / kPanel, blocks = (M + kRowBlock - 1) / kRowBlock;
+    const int64_t panels = (N_ + width_ - 1) / width_, blocks = (M + kRowBlock - 1) / kRowBlock;
     auto work = [&](int64_t begin, int64_t end) {
       for (int64_t w = begin; w < end; ++w) {
-        const int64_t i0 = (w / panels) * kRowBlock, j0 = (w % panels) * kPanel;
-        const int64_t mb = std::min(kRowBlock, M - i0), nb = std::min(kPanel, N_ - j0);
-        if constexpr (std::is_same_v<T, float>) {
-          at::native::cpublas::brgemm(mb, nb, K_, lda, nb, ldc, accumulate, A + i0 * lda, packed_.data() + j0 * K_,
+        const int64_t i0 = (w / panels) * kRowBlock, p = w % panels, j0 = p * width_;
+        const int64_t mb = std::min(kRowBlock, M - i0), nb = std::min(width_, N_ - j0);
+        if (route_ == GemmRoute::kMicro) {
+          panel_multiply<T>(mb, K_, A + i0 * lda, lda, 1, panel_ptr(p), kNR<T>, C + i0 * ldc + j0, ldc, nb, accumulate);
+        } else if constexpr (std::is_same_v<T, float>) {
+          at::native::cpublas::brgemm(mb, nb, K_, lda, nb, ldc, accumulate, A + i0 * lda, panel_ptr(p),
                                       C + i0 * ldc + j0, false);
         }
         if (bias) add_bias(i0, mb, j0, nb);
@@ -320,9 +468,14 @@ template <typename T> class PackedB {
   int64_t bytes() const { return K_ * N_ * static_cast<int64_t>(sizeof(T)); }
 
  private:
+  T* panel_ptr(int64_t p) { return packed_.data() + p * width_ * K_; }
+  const T* panel_ptr(int64_t p) const { return packed_.data() + p * width_ * K_; }
+
   const T* src_;
   int64_t ld_, K_, N_;
   bool transposed_;
+  GemmRoute route_ = GemmRoute::kBlas;
+  int64_t width_ = 0;
   std::vector<T> packed_;
 };
 

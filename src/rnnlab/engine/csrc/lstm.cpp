@@ -63,6 +63,9 @@ struct Spec {
     TORCH_CHECK(Dgx == (depth ? GH + 2 * H : GH), "rnnlab lstm: gx width ", Dgx, " does not match the cell");
     TORCH_CHECK(proj || P == H, "rnnlab lstm: weight_hh has ", P, " columns, expected ", H);
   }
+
+  // the vanilla cell: every gate, both activations, no peephole, coupling or depth gate
+  bool plain() const { return has_i && has_f && has_o && !cifg && !niaf && !noaf && !peep && !depth; }
 };
 
 // What the pointwise math of a row reads besides the row's own data: parameters (or rows of constants
@@ -113,8 +116,11 @@ template <typename T> inline T* block(T* row, int64_t offset, T* absent) { retur
 // Forward of one row, one pass over the H units (two with layer norm, which needs the statistics of c~).
 // z: the raw recurrent product of the row (GH,) (it may be g itself); x: gx row; g: gates row (GW,), out:
 // activated i, f, g, o (+ d, c^L); cp: c_{t-1}; cn: c~ out; out: r = o y out; sink (H,) takes absent gates.
-template <typename T, bool LN, bool DEPTH>
-inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const T* cp, T* cn, T* out, T* sink) {
+// PLAIN: the vanilla cell (every gate, no peephole, no coupling, both activations): the same math without the
+// blends and the reads of constant rows that let one loop serve every variant.
+template <typename T, bool LN, bool DEPTH, bool PLAIN>
+RNNLAB_INLINE void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const T* cp, T* cn, T* out,
+                               T* sink) {
   const int64_t H = a.H;
   const T *zi = block(z, a.oi, a.zeros), *zf = block(z, a.of, a.zeros), *zg = z + a.og, *zo = block(z, a.oo, a.zeros);
   const T *xi = block(x, a.oi, a.zeros), *xf = block(x, a.of, a.zeros), *xg = x + a.og, *xo = block(x, a.oo, a.zeros);
@@ -148,9 +154,16 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
       ag = xg[u] + zg[u] + bg[u];
       ao = xo[u] + zo[u] + bo[u];
     }
-    const T f = has_f * sigmoid(af + p_f[u] * c0) + (T(1) - has_f);
-    const T i = cifg * (T(1) - f) + (T(1) - cifg) * (has_i * sigmoid(ai + p_i[u] * c0) + (T(1) - has_i));
-    const T gv = niaf * ag + (T(1) - niaf) * fast_tanh(ag);
+    T f, i, gv;
+    if constexpr (PLAIN) {
+      f = sigmoid(af);
+      i = sigmoid(ai);
+      gv = fast_tanh(ag);
+    } else {
+      f = has_f * sigmoid(af + p_f[u] * c0) + (T(1) - has_f);
+      i = cifg * (T(1) - f) + (T(1) - cifg) * (has_i * sigmoid(ai + p_i[u] * c0) + (T(1) - has_i));
+      gv = niaf * ag + (T(1) - niaf) * fast_tanh(ag);
+    }
     T c = i * gv + f * c0;
     if constexpr (DEPTH) {
       const T d = sigmoid(xd[u] + w_cd[u] * c0 + w_ld[u] * xl[u]);
@@ -164,6 +177,10 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
     cn[u] = c;
     if constexpr (LN) {
       go[u] = ao;  // the output gate waits for the statistics of c~
+    } else if constexpr (PLAIN) {
+      const T o = sigmoid(ao);
+      go[u] = o;
+      out[u] = o * fast_tanh(c);
     } else {
       const T y = noaf * c + (T(1) - noaf) * fast_tanh(c);
       const T o = has_o * sigmoid(ao + p_o[u] * c) + (T(1) - has_o);
@@ -190,9 +207,9 @@ inline void forward_row(const RowArgs<T>& a, const T* x, const T* z, T* g, const
 // Backward of one row (see the top of the file). dr: d r (H,); kc: keep factors of c (zeros without
 // mixing); dcr: in dc_t, out dc_{t-1}; dx: gx gradient row (Dgx,); dct (H,) out: dc~ (for the parameter
 // gradients); sink (H,) takes the gradients of absent gates. Layer norm of the cell: dln_cell (2H,) += [dγ, dβ].
-template <typename T, bool LN, bool DEPTH>
-inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* cn, const T* dr, const T* kc,
-                         T* dcr, T* dx, T* dct, T* sink, double* dln_cell) {
+template <typename T, bool LN, bool DEPTH, bool PLAIN>
+RNNLAB_INLINE void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* cn, const T* dr, const T* kc,
+                                T* dcr, T* dx, T* dct, T* sink, double* dln_cell) {
   const int64_t H = a.H;
   const T *gi = block(g, a.oi, a.ones), *gf = block(g, a.of, a.ones), *gg = g + a.og, *go = block(g, a.oo, a.ones);
   T *dxi = block(dx, a.oi, sink), *dxf = block(dx, a.of, sink), *dxg = dx + a.og, *dxo = block(dx, a.oo, sink);
@@ -216,6 +233,23 @@ inline void backward_row(const RowArgs<T>& a, const T* g, const T* cp, const T* 
     }
     for (int64_t u = 0; u < H; ++u) dln_cell[H + u] += static_cast<double>(dct[u]);
     ln_backward(cn, H, m, r, lw, dct, dct, dln_cell);
+  }
+  if constexpr (PLAIN && !LN && !DEPTH) {
+#pragma omp simd
+    for (int64_t u = 0; u < H; ++u) {
+      const T y = fast_tanh(cn[u]);
+      const T o = go[u];
+      dxo[u] = dr[u] * y * o * (T(1) - o);
+      const T k = kc[u];
+      const T d = (T(1) - k) * dcr[u] + dr[u] * o * (T(1) - y * y);  // dc~
+      const T f = gf[u], i = gi[u], gv = gg[u];
+      dxg[u] = d * i * (T(1) - gv * gv);
+      dxi[u] = d * gv * i * (T(1) - i);
+      dxf[u] = d * cp[u] * f * (T(1) - f);
+      dcr[u] = k * dcr[u] + d * f;
+      dct[u] = d;
+    }
+    return;
   }
 #pragma omp simd
   for (int64_t u = 0; u < H; ++u) {
@@ -293,8 +327,9 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   const PackedB<T> W_T(w_hh_t.data_ptr<T>(), P, P, GH, true, T_ * B);  // W_hh^T (P, GH)
   std::optional<PackedB<T>> Whr_T;
   if (s.proj) Whr_T.emplace(w_hr, H, H, P, true, T_ * B);  // W_hr^T (H, P)
-  auto row = s.ln ? (s.depth ? &forward_row<T, true, true> : &forward_row<T, true, false>)
-                  : (s.depth ? &forward_row<T, false, true> : &forward_row<T, false, false>);
+  auto row = s.ln ? (s.depth ? &forward_row<T, true, true, false> : &forward_row<T, true, false, false>)
+                  : (s.depth ? &forward_row<T, false, true, false> : &forward_row<T, false, false, false>);
+  if (s.plain()) row = s.ln ? &forward_row<T, true, false, true> : &forward_row<T, false, false, true>;
   const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 30.0 * GW;
 
   for (int64_t t = 0; t < T_; ++t) {
@@ -413,8 +448,9 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const PackedB<T> Wp(w_hh_t.data_ptr<T>(), P, GH, P, false, T_ * B);  // W_hh (GH, P)
   std::optional<PackedB<T>> Whr;
   if (s.proj) Whr.emplace(w_hr, H, P, H, false, T_ * B);  // W_hr (P, H)
-  auto row = s.ln ? (s.depth ? &backward_row<T, true, true> : &backward_row<T, true, false>)
-                  : (s.depth ? &backward_row<T, false, true> : &backward_row<T, false, false>);
+  auto row = s.ln ? (s.depth ? &backward_row<T, true, true, false> : &backward_row<T, true, false, false>)
+                  : (s.depth ? &backward_row<T, false, true, false> : &backward_row<T, false, false, false>);
+  if (s.plain()) row = s.ln ? &backward_row<T, true, false, true> : &backward_row<T, false, false, true>;
   const double flops_per_row = 2.0 * P * GH + (s.proj ? 2.0 * H * P : 0.0) + 40.0 * GW;
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
