@@ -3,22 +3,33 @@
 from rnnlab.errors import InputError
 from rnnlab.layers import (
     GRU,
+    LRU,
     LSTM,
     RNN,
+    SLSTM,
+    AdditiveAttention,
     ClockworkRNN,
     ConvGRU,
     ConvLSTM,
     ConvRNN,
+    CTCHead,
     DepthGatedLSTM,
     GRUCell,
+    IndRNN,
     LSTMCell,
+    MinGRU,
+    MinLSTM,
+    MultiplicativeAttention,
     RNNCell,
+    Seq2Seq,
+    Stack,
     build_layer,
     quantize_dynamic,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "ClockworkRNN", "ConvGRU", "ConvLSTM", "ConvRNN",
-           "DepthGatedLSTM", "GRUCell", "InputError", "LSTMCell",
-           "RNNCell", "build_layer", "quantize_dynamic"]
+__all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq", "ConvGRU", "ConvLSTM", "ConvRNN",
+           "GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError",
+           "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
+           "quantize_dynamic"]

@@ -97,7 +97,9 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 )
 @click.argument("task", required=False)
 @click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--cell", type=click.Choice(CELLS), help="Recurrent cell family.  [default: lstm]")
+@click.option("--cell", metavar="CELL",
+              help=f"Recurrent cell family: {', '.join(CELLS)}; or families joined by '+' for a mixed stack "
+                   "(lstm+gru: an LSTM layer under a GRU layer).  [default: lstm]")
 @click.option("--variant", help="Variant of the cell (e.g. peephole, cifg, mut1, relu); default: vanilla.")
 @click.option("--hidden", type=_POSITIVE, help="Hidden units per layer (default: the task's).")
 @click.option("--layers", type=_POSITIVE, help="Stacked recurrent layers.  [default: 1]")
@@ -251,38 +253,94 @@ def _study_options(f):
     return f
 
 
+def _fractions(text: str | None) -> tuple[float, ...]:
+    from rnnlab.errors import InputError
+
+    if text is None:
+        return (1.0,)
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--data-fractions expects shares in (0, 1], e.g. 0.1,0.3,1.0, got {text!r}") from None
+    return values
+
+
 @cli.command("compare", context_settings={**CONTEXT, "ignore_unknown_options": True})
 @_study_options
-@click.option("--seeds", type=int, default=2, show_default=True, help="Runs per cell (seeds 0..N-1).")
+@click.option("--tasks", help="Several tasks in one study: TASK[:option=value...],... (each with its defaults).")
+@click.option("--tune", type=int, default=4, show_default=True,
+              help="Tuning trials per cell (Optuna, the task's search space); 0: the task's defaults.")
+@click.option("--tune-budget", help="Budget of each tuning trial: steps or seconds (default: --budget).")
+@click.option("--tune-batch", type=_POSITIVE, default=2, show_default=True,
+              help="Trials of a cell proposed at once (results do not depend on --workers; raise it to use more "
+                   "workers on few cells).")
+@click.option("--space", help="Search space: name=low:high[:log] or name=a|b, comma-separated; replaces or adds "
+                              "to the task's (e.g. lr=1e-4:1e-2:log,weight_drop=0:0.5).")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Stop hopeless trials early (median pruner on the validation metric).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Final runs per cell (seeds 0..N-1).")
+@click.option("--data-fractions", help="Also train on these shares of the training split, e.g. 0.1,0.3,1.0.")
+@click.option("--test", "test_name", type=click.Choice(["welch", "mannwhitney"]), default="welch",
+              show_default=True, help="Pairwise test across seeds (Holm-adjusted).")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Significance level.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where runs train: local processes, or Ray tasks (pip install 'rnnlab[ray]').")
+@click.option("--address", help="Ray: join this running cluster (auto or HOST:PORT) instead of a local instance.")
 @click.option("--out", type=click.Path(), default="study", show_default=True, help="Study directory.")
-def compare_command(task_args, cells, budget, hidden, match_params, workers, quiet, seeds, out) -> None:
-    """Compare recurrent cells on a task: every cell x seed under one budget, then a report.
+def compare_command(task_args, cells, budget, hidden, match_params, workers, quiet, tasks, tune, tune_budget,
+                    tune_batch, space, sampler, prune, seeds, data_fractions, test_name, alpha, executor, address,
+                    out) -> None:
+    """Compare recurrent cells on a task: tune each cell equally, train the best configuration of each over
+    seeds, test for significant differences, and write a report (tables, verdicts, plots).
 
-    With no TASK it runs the default study: RNN, LSTM and GRU on the adding problem, a few minutes on two
-    cores. Rerun the same command to finish a study that was killed: finished runs are kept and skipped.
+    With no TASK it runs the default study, about 3 minutes on two cores: RNN, LSTM and GRU on the adding
+    problem (T=100), 4 tuning trials per cell of 1,000 steps, then 3 seeds of 1,500 steps each. Rerun the same
+    command to finish a study that was killed: finished runs and trials are kept, interrupted ones continue.
+
+    A serious study (hours): more trials, more seeds, the task's full budget, all the cores, e.g.
+    `rnnlab compare music --data jsb.json --cells lstm,gru --tune 30 --seeds 10 --workers 8`.
 
     \b
     Example:
       rnnlab compare
-      rnnlab compare digits --cells rnn,lstm,gru,gru:mgu --seeds 3 --budget 300 --out studies/digits
-      rnnlab compare adding --seq-len 100 --cells lstm,lstm:cifg,gru --match-params 20000 --budget 120s
+      rnnlab compare digits --cells rnn,lstm,gru,gru:mgu --tune 8 --seeds 5 --budget 300 --out studies/digits
+      rnnlab compare adding --seq-len 100 --cells lstm,lstm:cifg,gru --match-params 20000 --tune 0
+      rnnlab compare --tasks adding:seq-len=50,copy,digits --cells rnn,lstm,gru --out studies/three
+      rnnlab compare digits --data-fractions 0.1,0.3,1.0 --executor ray --workers 4
     """
     from pathlib import Path
 
+    from rnnlab.errors import InputError
     from rnnlab.study.cellspec import parse_cells
-    from rnnlab.study.compare import DEFAULT_STUDY, Budget, StudyConfig, run_study
+    from rnnlab.study.compare import DEFAULT_STUDY, Budget, StudyConfig, parse_tasks, run_study
+    from rnnlab.tasks.search import parse_space
 
-    task, task_options = _task_and_options(task_args, DEFAULT_STUDY["task"], DEFAULT_STUDY["task_options"])
-    default_budget = DEFAULT_STUDY["budget"] if not task_args or task_args[0].startswith("-") else None
-    study = StudyConfig(task=task, task_options=task_options, cells=parse_cells(cells), seeds=seeds,
-                        budget=Budget.parse(budget or default_budget), match_params=match_params,
-                        hidden_size=hidden, workers=workers, out=Path(out))
+    zero = tasks is None and (not task_args or task_args[0].startswith("-"))
+    if tasks is not None:
+        if task_args:
+            raise InputError("give either TASK or --tasks (each task of --tasks takes TASK:option=value)")
+        specs = parse_tasks(tasks)
+    else:
+        task, task_options = _task_and_options(task_args, DEFAULT_STUDY["task"], DEFAULT_STUDY["task_options"])
+        specs = None
+    tune_budget_text = tune_budget or (DEFAULT_STUDY["tune_budget"] if zero and not budget else None)
+    study = StudyConfig(
+        task="" if specs else task, task_options={} if specs else task_options, tasks=specs or [],
+        cells=parse_cells(cells), seeds=seeds,
+        budget=Budget.parse(budget or (DEFAULT_STUDY["budget"] if zero else None)),
+        tune_budget=Budget.parse(tune_budget_text, "--tune-budget") if tune_budget_text else None,
+        match_params=match_params, hidden_size=hidden, workers=workers, out=Path(out), tune=tune,
+        tune_batch=tune_batch, sampler=sampler, space=parse_space(space) if space else None, prune=prune,
+        data_fractions=_fractions(data_fractions), test=test_name, alpha=alpha, executor=executor, address=address)
     progress = _RichStudyProgress(enabled=not quiet)
     try:
         summary = run_study(study, progress=progress)
     finally:
         progress.stop()
-    _print_cells(summary["cells"])
+    for name, task_summary in summary["tasks"].items():
+        _print_cells(name, task_summary)
     for line in summary["recommendation"]:
         click.echo(line)
     click.echo(f"report: {summary['report']}")
@@ -290,18 +348,19 @@ def compare_command(task_args, cells, budget, hidden, match_params, workers, qui
         raise click.ClickException(f"{len(summary['failures'])} run(s) failed; rerun the command to retry them")
 
 
-def _print_cells(rows) -> None:
+def _print_cells(task: str, summary) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    rows = summary["cells"]
     if not rows:
         return
-    table = Table(title=f"test {rows[0]['metric']} (mean ± std over seeds)")
-    for name in ("cell", "test", "params", "ms/step", "solved", "beats baseline"):
+    table = Table(title=f"{task}: test {rows[0]['metric']} (mean, 95% bootstrap CI over seeds)")
+    for name in ("cell", "test", "95% CI", "params", "ms/step", "solved", "beats baseline"):
         table.add_column(name, justify="left" if name == "cell" else "right")
     for r in rows:
-        table.add_row(r["cell"], f"{r['mean']:.4g} ± {r['std']:.2g}", f"{r['params']:,}", f"{r['ms_per_step']:.1f}",
-                      r["reached_threshold"], r["beats_baseline"])
+        table.add_row(r["cell"], f"{r['mean']:.4g}", f"{r['ci_low']:.4g} .. {r['ci_high']:.4g}", f"{r['params']:,}",
+                      f"{r['ms_per_step']:.1f}", r["reached_threshold"], r["beats_baseline"])
     Console().print(table)
 
 
@@ -359,8 +418,12 @@ def runs_command(directory: str) -> None:
     for r in list_runs(directory):
         monitor = r.get("monitor", "")
         value = r.get("metrics", {}).get(f"test_{monitor}")
-        click.echo(f"{r['run_id']:<24} {r.get('label', r['cell']):<16} seed {r['seed']}  test {monitor} "
-                   f"{value:.4g}  {r['params']:,} params  {r['train_seconds']:.0f} s  {r.get('run_dir', '')}")
+        kind = "valid" if r.get("kind") == "trial" else "test"
+        if kind == "valid":  # a tuning trial: its selection value, never its test metric
+            value = r.get("best_valid")
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else "–"
+        click.echo(f"{r['run_id']:<36} {r.get('label', r['cell']):<16} seed {r['seed']:<6} {kind} {monitor} "
+                   f"{shown}  {r['params']:,} params  {r['train_seconds']:.0f} s  {r.get('run_dir', '')}")
 
 
 # --------------------------------------------------------------------------------------------------- generate
@@ -434,6 +497,32 @@ def predict_command(run_dir: str, texts: tuple[str, ...], input_file, text_colum
         click.echo(line + (f"\t{_one_line(result.get('text', ''))[:100]}" if len(results) > 1 else ""))
         if "attended" in result:
             click.echo("  attended: " + ", ".join(f"{word} {weight:.3f}" for word, weight in result["attended"]))
+
+
+# -------------------------------------------------------------------------------------------------- translate
+@cli.command("translate", no_args_is_help=True)
+@click.argument("run_dir", type=click.Path())
+@click.argument("sentences", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(),
+              help="More sentences from a file: one per line, or a CSV/TSV/JSON Lines table.")
+@click.option("--text-column", help="Column of the sentences in an --input table.  [default: the run's source column]")
+@click.option("--beam-size", type=int, help="Beam width (1: greedy).  [default: the run's]")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def translate_command(run_dir: str, sentences: tuple[str, ...], input_file, text_column, beam_size,
+                      checkpoint: str) -> None:
+    """Translate sentences with a trained translation run: one translation per line, in order.
+
+    \b
+    Example:
+      rnnlab train translate --out runs/en-es
+      rnnlab translate runs/en-es "In the beginning God created the heavens and the earth."
+      rnnlab translate runs/en-es --input sentences.txt --beam-size 10
+    """
+    from rnnlab.train.trained import translate_from_run
+
+    for line in translate_from_run(run_dir, list(sentences), checkpoint=checkpoint, input_file=input_file,
+                                   text_column=text_column, beam_size=beam_size):
+        click.echo(line)
 
 
 # --------------------------------------------------------------------------------------------------- forecast

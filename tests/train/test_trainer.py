@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,3 +208,34 @@ def test_tensorboard_needs_its_package(tiny_digits, monkeypatch):
     monkeypatch.setattr(loggers, "tensorboard_available", lambda: False)
     with pytest.raises(InputError, match="needs the tensorboard package"):
         tiny_digits(tensorboard=True)
+
+
+def test_on_validate_stops_a_run_and_a_killed_one_stops_the_same(tiny_digits, tmp_path):
+    """The hook a tuning trial's pruner uses: seeing step 20 it stops the run, which ends as pruned; a run cut
+    right after that decision (its checkpoint saved) resumes to the same end without asking again."""
+    seen = []
+
+    def stop_at_20(step, metrics):
+        seen.append((step, round(metrics["accuracy"], 6)))
+        return step == 20
+
+    config = tiny_digits()
+    run = RunDir.create(tmp_path / "whole")
+    run.write_config(config.to_dict())
+    whole = Trainer(config, run, on_validate=stop_at_20).fit()
+    assert whole["pruned"] and whole["steps"] == 20 and [s for s, _ in seen] == [10, 20]
+    assert not _train(config, tmp_path / "plain")["pruned"]
+
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    (tmp_path / "cut" / "results.json").unlink()  # killed after the decision's checkpoint, before the results
+    asked = len(seen)
+    resumed = Trainer(config, RunDir.open(tmp_path / "cut"), on_validate=stop_at_20).fit(resume=True)
+    assert len(seen) == asked  # the decision came back from the checkpoint
+    assert resumed["pruned"] and resumed["metrics"] == whole["metrics"] and resumed["steps"] == 20
+
+
+def test_train_fraction_trains_on_a_nested_subset(tiny_digits, tmp_path):
+    small = Trainer(tiny_digits(train_fraction=0.25))
+    assert len(small.task.data("train")) == pytest.approx(0.25 * len(Trainer(tiny_digits()).task.data("train")), abs=1)
+    with pytest.raises(InputError, match=r"train_fraction must be in \(0, 1\]"):
+        tiny_digits(train_fraction=0.0)

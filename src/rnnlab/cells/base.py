@@ -148,7 +148,7 @@ class CellMath:
         as :math:`b_f = \\log u,\\ u \\sim U(1, T_{max} - 1)`, so the units' memory time constants spread
         over ``1..T_max`` steps, and the LSTM input gate's bias is :math:`-b_f` (where the variant has one).
         """
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        bound = self.init_bound(p)
         for name, tensor in p.items():
             if name.startswith("ln_weight"):
                 tensor.fill_(1.0)
@@ -163,14 +163,25 @@ class CellMath:
                     torch.nn.init.orthogonal_(block)
                 else:  # identity
                     torch.nn.init.eye_(block)
+        keep = self.keep_gate_bias(forget_bias, chrono_init)
+        if keep is not None:
+            self._set_gate_bias(p, self.forget_gate, keep)
+            if chrono_init is not None and self.chrono_input_gate is not None \
+                    and self.chrono_input_gate[0] in self.gates_ih:
+                self._set_gate_bias(p, self.chrono_input_gate, -keep)
+
+    def keep_gate_bias(self, forget_bias: float | None, chrono_init: int | None) -> Tensor | None:
+        """The bias ``(H,)`` that ``forget_bias`` or ``chrono_init`` give the keep gate, or None for neither."""
         if forget_bias is not None:
-            self._set_gate_bias(p, self.forget_gate, torch.full((self.hidden_size,), float(forget_bias)))
+            return torch.full((self.hidden_size,), float(forget_bias))
         if chrono_init is not None:
             u = torch.empty(self.hidden_size, dtype=torch.float64).uniform_(1.0, chrono_init - 1.0)
-            keep = u.log()  # (H,)
-            self._set_gate_bias(p, self.forget_gate, keep)
-            if self.chrono_input_gate is not None and self.chrono_input_gate[0] in self.gates_ih:
-                self._set_gate_bias(p, self.chrono_input_gate, -keep)
+            return u.log()  # (H,)
+        return None
+
+    def init_bound(self, p: Params) -> float:
+        """The half-width of the default uniform initialisation: torch's ``1/sqrt(H)``."""
+        return 1.0 / math.sqrt(self.hidden_size)
 
     def _set_gate_bias(self, p: Params, gate_and_sign: tuple[str, float], value: Tensor) -> None:
         """Total bias of one gate: ``bias_ih`` rows of the gate = ``sign * value`` ``(H,)``, ``bias_hh`` rows 0."""
@@ -178,7 +189,7 @@ class CellMath:
         H = self.hidden_size
         k = self.gates_ih.index(gate)
         p["bias_ih"][k * H:(k + 1) * H] = sign * value.to(p["bias_ih"].dtype)
-        if gate in self.gates_hh:
+        if gate in self.gates_hh and "bias_hh" in p:
             k = self.gates_hh.index(gate)
             p["bias_hh"][k * H:(k + 1) * H] = 0.0
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp")
+SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp", "indrnn.cpp")
 HEADERS = ("common.h",)
 CACHE_ENV = "RNNLAB_CACHE"
 

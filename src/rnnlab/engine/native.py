@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.cells.base import CellMath, Params, State
+from rnnlab.engine import ops
 from rnnlab.engine.zoneout import Zoneout
 from rnnlab.errors import InputError
 
@@ -57,7 +58,8 @@ def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool, 
             "dynamic batch and sequence length")
     if backend == "reference" and not onnx:
         return "reference"
-    if onnx or x.device.type in NATIVE_DEVICES:
+    on_device = x.device.type in NATIVE_DEVICES and any(family == cell.family for family, _ in ops.SUPPORT)
+    if onnx or on_device:
         if (_onnx_exportable if onnx else is_torch_configuration)(cell, zoneout, all_states):
             return "native"
         if onnx:

@@ -85,6 +85,8 @@ class Recurrent(nn.Module):
         for k, cell in enumerate(self.cells):
             cell.check_input_size(layer_input)
             cell.check_options(forget_bias=forget_bias, recurrent_init=recurrent_init, chrono_init=chrono_init)
+            if self.weight_drop > 0 and "weight_hh" not in cell.param_shapes(layer_input):
+                raise InputError(f"weight_drop drops recurrent weights, and {cell.family} has none (weight_hh)")
             names_k = []
             for d in range(self.num_directions):
                 sfx = "_reverse" if d == 1 else ""

@@ -52,7 +52,7 @@ import torch
 
 import rnnlab
 from rnnlab.errors import InputError
-from rnnlab.layers import variants_of
+from rnnlab.layers import default_variant, variants_of
 
 FAMILIES = ("rnn", "lstm", "gru")
 GRID = ((100, 16, 64, 64), (100, 64, 256, 256), (50, 128, 512, 512), (500, 32, 128, 128))
@@ -71,8 +71,13 @@ WORKBENCH = {
     (128, 32, 128, 256): "lm (seq_len 128, embeddings 128)",
     (30, 32, 13, 128): "speech (~30 frames of 13 MFCCs)",
 }
-TORCH_LAYERS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-TORCH_VARIANT = {"rnn": "tanh", "lstm": "vanilla", "gru": "vanilla"}  # the variant torch's layer computes
+#: families torch has no layer of (IndRNN, minGRU, minLSTM, LRU, sLSTM): timed beside torch's LSTM at the same
+#: shape, which is their yardstick; their default variant stands where torch's variant does
+MODERN_FAMILIES = ("indrnn", "mingru", "minlstm", "lru", "slstm")
+TORCH_LAYERS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
+                **{f: torch.nn.LSTM for f in MODERN_FAMILIES}}
+TORCH_VARIANT = {"rnn": "tanh", "lstm": "vanilla", "gru": "vanilla",  # the variant torch's layer computes
+                 **{f: default_variant(f) for f in MODERN_FAMILIES}}
 METRICS = ("fwd", "fwd+bwd", "inference")
 
 
@@ -146,7 +151,7 @@ def forward_flops(layer: torch.nn.Module, T: int, B: int) -> float:
     products of every layer and direction (proj_size included); pointwise math not counted."""
     total = 0.0
     for name, p in layer.named_parameters():
-        if name.startswith(("weight_ih", "weight_hh", "weight_hr")):
+        if name.startswith(("weight_ih", "weight_hh", "weight_hr")) and p.dim() == 2:  # IndRNN's u: no GEMM
             total += 2.0 * T * B * p.shape[0] * p.shape[1]
     return total
 
@@ -228,6 +233,8 @@ def gemm_gflops(seconds: float = 0.5) -> dict[str, float]:
 
 # ---- one (family, shape) group -----------------------------------------------------------------------------
 def _make_layer(family: str, variant: str, I: int, H: int) -> torch.nn.Module:
+    if family in MODERN_FAMILIES:
+        return rnnlab.build_layer(family, I, H, variant=variant)
     if family == "rnn":
         return rnnlab.RNN(I, H, nonlinearity=variant)
     cls = rnnlab.LSTM if family == "lstm" else rnnlab.GRU
@@ -241,7 +248,7 @@ def _impls(family: str, variants: Iterable[str], I: int, H: int, cfg: BenchConfi
     out = [(TORCH_VARIANT[family], "torch", torch_layer)]
     for variant in variants:
         fused = _make_layer(family, variant, I, H)
-        if variant == TORCH_VARIANT[family]:
+        if variant == TORCH_VARIANT[family] and family in FAMILIES:
             fused.load_state_dict(torch_layer.state_dict())
         out.append((variant, "fused", fused))
         if cfg.reference and (cfg.reference_all or variant == TORCH_VARIANT[family]):
@@ -357,7 +364,7 @@ class BenchResult:
     def summary(self) -> dict:
         """Geometric means and worst cases of the speedups (torch time / fused time)."""
         out: dict = {}
-        vanilla = [r for r in self.rows if r.variant == TORCH_VARIANT[r.family]]
+        vanilla = [r for r in self.rows if r.variant == TORCH_VARIANT[r.family] and r.family in FAMILIES]
         for metric in ("fwd+bwd", "inference"):
             ratios = [r.speedup(metric) for r in vanilla if r.speedup(metric)]
             if ratios:
@@ -370,7 +377,8 @@ class BenchResult:
                 if fam:
                     out.setdefault("geomean_by_family", {}).setdefault(metric, {})[family] = \
                         math.exp(sum(map(math.log, fam)) / len(fam))
-            others = [r for r in self.rows if r.variant != TORCH_VARIANT[r.family] and r.speedup(metric)]
+            others = [r for r in self.rows if r.variant != TORCH_VARIANT[r.family] and r.family in FAMILIES
+                      and r.speedup(metric)]
             if others:
                 worst = min(others, key=lambda r: r.speedup(metric))
                 out[f"worst_variant_{metric}"] = {"ratio": worst.speedup(metric), "family": worst.family,
@@ -415,9 +423,10 @@ def machine_info() -> dict:
 
 
 def validate(cfg: BenchConfig) -> None:
-    unknown = [f for f in cfg.families if f not in FAMILIES]
+    unknown = [f for f in cfg.families if f not in FAMILIES + MODERN_FAMILIES]
     if unknown:
-        raise InputError(f"unknown cell family {unknown[0]!r}; expected some of: {', '.join(FAMILIES)}")
+        known = ", ".join(FAMILIES + MODERN_FAMILIES)
+        raise InputError(f"unknown cell family {unknown[0]!r}; expected some of: {known}")
     for shape in cfg.shapes:
         if len(shape) != 4 or any(not isinstance(n, int) or n <= 0 for n in shape):
             raise InputError(f"a shape is four positive ints T,B,I,H; got {shape!r}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnlab.errors import InputError
-from rnnlab.layers import CELLS, default_variant, variants_of
+from rnnlab.layers import check_cell, default_variant, variants_of
 
 
 @dataclass(frozen=True)
 class CellSpec:
     """One contestant of a study: a cell family and one of its variants."""
 
-    cell: str  # one of rnnlab.layers.CELLS
+    cell: str  # one of rnnlab.layers.CELLS, or a mixed stack such as "lstm+gru"
     variant: str  # one of variants_of(cell)
 
     @property
@@ -22,8 +22,8 @@ class CellSpec:
 
     @property
     def slug(self) -> str:
-        """The label as a file name: ``lstm-peephole``."""
-        return self.label.replace(":", "-")
+        """The label as a file name: ``lstm-peephole``, ``lstm_gru`` for the mixed ``lstm+gru``."""
+        return self.label.replace(":", "-").replace("+", "_")
 
 
 def parse_cells(text: str) -> list[CellSpec]:
@@ -33,8 +33,10 @@ def parse_cells(text: str) -> list[CellSpec]:
         if not item:
             raise InputError(f"empty cell spec in {text!r}; expected e.g. 'rnn,lstm,gru,lstm:peephole'")
         cell, _, variant = item.partition(":")
-        if cell not in CELLS:
-            raise InputError(f"unknown cell {cell!r} in cell spec {item!r}; expected one of: {', '.join(CELLS)}")
+        try:
+            check_cell(cell)
+        except InputError as exc:
+            raise InputError(f"{exc} (in cell spec {item!r})") from None
         variant = variant or default_variant(cell)
         if variant not in variants_of(cell):
             raise InputError(f"unknown {cell} variant {variant!r} in cell spec {item!r}; expected one of: "

@@ -12,11 +12,14 @@ from rnnlab.tasks import (  # noqa: F401  (registration side effects)
     digits,
     events,
     forecast,
+    handwriting,
     lm,
     mnist,
     music,
     sentiment,
     speech,
+    transcribe,
+    translate,
     video,
 )
 from rnnlab.tasks.base import (

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from rnnlab.layers import length_options
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
 from rnnlab.tasks.heads import LastStep
 from rnnlab.tasks.streams import SyntheticTask
@@ -40,6 +41,11 @@ class Adding(SyntheticTask):
         "eval_every": 100,
     }
     input_size = 2
+
+    @classmethod
+    def cell_defaults(cls, cell: str, variant: str | None, settings) -> dict:
+        """IndRNN's recurrent bound and initialisation are set for the task's ``T``."""
+        return {"layer_options": length_options(cell, settings["seq_len"])}
 
     def draw(self, n: int, generator: torch.Generator) -> TensorDataset:
         T = self.settings["seq_len"]

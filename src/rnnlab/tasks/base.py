@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.errors import InputError
+from rnnlab.tasks.search import Float, Int, Param
 
 __all__ = [
     "SPLITS",
@@ -267,6 +268,27 @@ class Task(abc.ABC):
         return {}
 
     @classmethod
+    def search_space(cls) -> dict[str, Param]:
+        """The ranges ``rnnlab compare --tune N`` draws hyperparameters from (see :mod:`rnnlab.tasks.search`).
+
+        The generic space: the learning rate log-uniform from a tenth to three times the task's default
+        ``lr``, and the hidden size log-uniform from half to twice the task's default ``hidden_size``. A task
+        whose hyperparameters matter elsewhere (regularisation, say) overrides this, usually adding to
+        ``super().search_space()``.
+        """
+        lr = float(cls.defaults.get("lr", 1e-3))
+        hidden = int(cls.defaults.get("hidden_size", 128))
+        return {"lr": Float(lr / 10, lr * 3, log=True), "hidden_size": Int(max(1, hidden // 2), hidden * 2, log=True)}
+
+    def restrict_train(self, fraction: float) -> None:
+        """Train on the first ``fraction`` of a fixed permutation of the training split (nested subsets: a
+        smaller fraction's examples are among every larger one's), for data-size scaling studies. Called
+        by the trainer before any data is used. The default refuses: only tasks with a finite training
+        split can shrink it.
+        """
+        raise InputError(f"task {self.name} cannot train on a fraction of its data (--data-fractions)")
+
+    @classmethod
     def resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every declared option's value: ``given`` (validated, strings converted) over the defaults."""
         values = {opt.name: opt.default for opt in cls.options}
@@ -463,6 +485,24 @@ class Task(abc.ABC):
         if capability not in ("generate", "predict"):
             raise InputError(f"expected capability 'generate' or 'predict', got {capability!r}")
         return getattr(cls, capability) is not getattr(Task, capability)
+
+    def build_model(self, cell: str, hidden_size: int, num_layers: int = 1, *, variant: str | None = None,
+                    dropout: float = 0.0, bidirectional: bool = False, **layer_options: Any) -> nn.Module | None:
+        """A model of the task's own design (an encoder-decoder) from the run's layer settings, or ``None`` (the
+        default): :func:`rnnlab.tasks.model.build_model` then builds encoder -> layer -> head. A task that
+        overrides this also overrides :meth:`run_model`."""
+        return None
+
+    def run_model(self, model: nn.Module, batch: Batch, state: Any = None) -> tuple[Any, Any]:
+        """``(outputs, final state)`` of ``model`` on ``batch``: ``model(batch.inputs, state)`` by default. The
+        trainer calls the model only through this, so a model that takes more than the inputs (an
+        encoder-decoder's target inputs) gets them here."""
+        return model(batch.inputs, state)
+
+    def write_report(self, model: nn.Module, directory: str | Path) -> list[Path]:
+        """Write task-specific figures of the trained ``model`` into the run ``directory`` when training ends
+        (attention heatmaps) and return their paths. The default writes nothing."""
+        return []
 
     # ----------------------------------------------------------------------------------------------- helpers
     def better(self, value: float, best: float | None) -> bool:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from rnnlab.layers import has_keep_gate
+from rnnlab.layers import has_keep_gate, length_options
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
 from rnnlab.tasks.heads import EveryStep
 from rnnlab.tasks.streams import SyntheticTask
@@ -57,9 +57,10 @@ class CopyMemory(SyntheticTask):
         """Gated cells start with the chrono initialisation (Tallec & Ollivier 2018) for the task's span
         ``T + 2K``: the forget gates' time constants spread up to the delay to bridge. Without it an LSTM
         sits at the chance baseline for thousands of steps. ``--forget-bias`` replaces it."""
+        span = settings["seq_len"] + 2 * settings["copy_len"]
         if not has_keep_gate(cell, variant):
-            return {}
-        return {"layer_options": {"chrono_init": settings["seq_len"] + 2 * settings["copy_len"]}}
+            return {"layer_options": length_options(cell, span)}  # IndRNN: its bound for the span
+        return {"layer_options": {"chrono_init": span}}
 
     def draw(self, n: int, generator: torch.Generator) -> TensorDataset:
         T, K = self.settings["seq_len"], self.settings["copy_len"]

@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from rnnlab.data.images import ImageSequenceData, load_mnist
 from rnnlab.errors import InputError
+from rnnlab.layers import length_options
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
 from rnnlab.tasks.classification import class_prior_logits, classification_sums
 from rnnlab.tasks.heads import LastStep
@@ -53,6 +54,11 @@ class MNIST(IndexedTask):
         "schedule": "cosine",
         "patience": 15,
     }
+
+    @classmethod
+    def cell_defaults(cls, cell: str, variant: str | None, settings) -> dict:
+        """IndRNN's recurrent bound and initialisation are set for the task's length: 784 pixels or 28 rows."""
+        return {"layer_options": length_options(cell, 784 if settings["pixels"] else 28)}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

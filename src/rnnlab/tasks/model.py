@@ -69,14 +69,22 @@ def build_model(
     dropout: float = 0.0,
     bidirectional: bool = False,
     **layer_options: Any,
-) -> SequenceModel:
-    """The model for ``task`` with a ``cell`` layer of ``hidden_size`` units.
+) -> nn.Module:
+    """The model for ``task`` with a ``cell`` layer of ``hidden_size`` units: the task's own
+    (:meth:`~rnnlab.tasks.Task.build_model`, an encoder-decoder) if it has one, else a :class:`SequenceModel`.
 
     Raises:
         InputError: unknown cell or variant, a bad size or layer option. The layers raise torch's exception
             types for bad arguments (``ValueError``, ``TypeError``); here the arguments are the user's options,
             so they become an :class:`~rnnlab.errors.InputError` with the same message.
     """
+    try:
+        custom = task.build_model(cell, hidden_size, num_layers, variant=variant, dropout=dropout,
+                                  bidirectional=bidirectional, **layer_options)
+    except (ValueError, TypeError) as exc:  # a bad option of the user's, from the layers' own checks
+        raise exc if isinstance(exc, InputError) else InputError(str(exc)) from exc
+    if custom is not None:  # the task's own design (an encoder-decoder)
+        return custom
     encoder = task.build_encoder()
     layer_input = task.input_size
     projection: nn.Module = nn.Identity()

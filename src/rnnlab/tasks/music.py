@@ -39,6 +39,7 @@ from rnnlab.data.music import N_KEYS, PolyphonicData, load_polyphonic
 from rnnlab.errors import InputError
 from rnnlab.tasks.base import Batch, MetricSums, TaskOption, register_task
 from rnnlab.tasks.heads import EveryStep, unpack
+from rnnlab.tasks.search import Float, Param
 from rnnlab.tasks.streams import derive_generator
 from rnnlab.tasks.variable import VariableLengthTask
 
@@ -122,6 +123,12 @@ class Music(VariableLengthTask):
         "layer_options": {"weight_drop": 0.5},
     }
     input_size = N_KEYS
+
+    @classmethod
+    def search_space(cls) -> dict[str, Param]:
+        """The generic space (learning rate, hidden size) and the regularisers that decide the outcome on data
+        sets of a few hundred pieces: DropConnect on the recurrent weights and dropout before the sigmoids."""
+        return {**super().search_space(), "weight_drop": Float(0.0, 0.6), "output_dropout": Float(0.0, 0.6)}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

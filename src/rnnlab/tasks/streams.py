@@ -51,6 +51,14 @@ class IndexedTask(Task):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._splits: dict[str, Sized] = {}
+        self._train_fraction = 1.0  # of the training split used (restrict_train)
+
+    def restrict_train(self, fraction: float) -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise InputError(f"expected a training fraction in (0, 1], got {fraction!r}")
+        if "train" in self._splits:
+            raise RuntimeError("restrict_train must be called before the training split is loaded")
+        self._train_fraction = fraction
 
     @abc.abstractmethod
     def load_split(self, split: str) -> Sized:
@@ -60,8 +68,20 @@ class IndexedTask(Task):
         """The examples of ``split``, loaded on first use and cached."""
         _check_split(split)
         if split not in self._splits:
-            self._splits[split] = self.load_split(split)
+            examples = self.load_split(split)
+            if split == "train" and self._train_fraction < 1.0:
+                examples = self._subset(examples, self._train_fraction)
+            self._splits[split] = examples
         return self._splits[split]
+
+    def _subset(self, examples: Sized, fraction: float) -> Sized:
+        """The first ``ceil(fraction * N)`` examples of a permutation fixed per task: nested across fractions."""
+        n = len(examples)
+        order = torch.randperm(n, generator=derive_generator("train-fraction", self.name))  # (n,)
+        keep = order[: max(1, math.ceil(fraction * n))].sort().values  # (n_keep,) in the split's own order
+        if isinstance(examples, TensorDataset):
+            return TensorDataset(*(t[keep] for t in examples.tensors))
+        return [examples[i] for i in keep.tolist()]
 
     def split_size(self, split: str) -> int:
         """Number of examples in ``split``."""
@@ -119,6 +139,10 @@ class SyntheticTask(IndexedTask):
     @abc.abstractmethod
     def draw(self, n: int, generator: torch.Generator) -> TensorDataset:
         """``n`` fresh examples as batch-first tensors, drawn only from ``generator``."""
+
+    def restrict_train(self, fraction: float) -> None:
+        raise InputError(f"task {self.name} draws fresh training examples at every step: --data-fractions needs a "
+                         "task with a finite training split")
 
     def load_split(self, split: str) -> TensorDataset:
         # The fixed sets depend on the task's options but never on the run's seed.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnlab.errors import InputError
-from rnnlab.layers import CELLS, variants_of
+from rnnlab.layers import check_cell, variants_of
 from rnnlab.tasks import get_task
 
 __all__ = [
@@ -38,7 +38,7 @@ CONFIG_FORMAT = 1
 class ModelConfig:
     """The recurrent model (the task adds its own encoder and head)."""
 
-    cell: str = "lstm"  # recurrent cell family, one of rnnlab.layers.CELLS
+    cell: str = "lstm"  # recurrent cell family, one of rnnlab.layers.CELLS, or a mixed stack "lstm+gru"
     variant: str | None = None  # variant of the family (variants_of(cell)); None: the family's default
     hidden_size: int = 128  # units per layer and direction
     num_layers: int = 1  # stacked recurrent layers
@@ -47,8 +47,7 @@ class ModelConfig:
     layer_options: dict[str, Any] = field(default_factory=dict)  # more keywords for build_layer: layer_norm...
 
     def validate(self) -> None:
-        if self.cell not in CELLS:
-            raise InputError(f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}")
+        check_cell(self.cell)
         if self.variant is not None and self.variant not in variants_of(self.cell):
             known = ", ".join(variants_of(self.cell))
             raise InputError(f"unknown {self.cell} variant {self.variant!r}; expected one of: {known}")
@@ -97,6 +96,7 @@ class LoopConfig:
     steps: int | None = 1000  # optimizer steps; None when the budget is given in epochs
     epochs: float | None = None  # budget in passes over the training split (overrides steps)
     max_seconds: float | None = None  # also stop after this much training time (a wall-clock budget); None: no limit
+    train_fraction: float = 1.0  # train on this share of the training split (nested subsets; Task.restrict_train)
     batch_size: int = 64  # sequences per training batch
     eval_batch_size: int | None = None  # sequences per evaluation batch; None: max(batch_size, 256)
     eval_every: int = 100  # evaluate on the validation split (and checkpoint) every this many steps
@@ -117,6 +117,9 @@ class LoopConfig:
             _positive_number("epochs", self.epochs)
         if self.max_seconds is not None:
             _positive_number("max_seconds", self.max_seconds)
+        if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, (int, float)) \
+                or not 0.0 < self.train_fraction <= 1.0:
+            raise InputError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         _positive_int("batch_size", self.batch_size)
         if self.eval_batch_size is not None:
             _positive_int("eval_batch_size", self.eval_batch_size)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,15 @@ def start_run(
     out: str | os.PathLike | None = None,
     *,
     progress: bool = False,
+    on_validate: Callable[[int, dict[str, float]], bool] | None = None,
 ) -> tuple[RunDir, dict[str, Any]]:
-    """Train a new run and return its directory and results.
+    """Train a new run and return its directory and results (``on_validate``: see :class:`Trainer`).
 
     Everything is validated (config, task options, model) before the run directory is created, so a bad
     command leaves nothing behind. ``out`` defaults to :func:`default_run_path`.
     """
     config = build_config(task, task_options, overrides)
-    trainer = Trainer(config, None, progress=progress)  # builds the model: fails early on a bad option
+    trainer = Trainer(config, None, progress=progress, on_validate=on_validate)  # fails early on a bad option
     m = config.model
     path = Path(out) if out is not None else default_run_path(task, m.cell, m.variant, config.loop.seed)
     run = RunDir.create(path)
@@ -47,6 +48,7 @@ def resume_run(
     overrides: Mapping[str, Any],
     *,
     progress: bool = False,
+    on_validate: Callable[[int, dict[str, float]], bool] | None = None,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Continue the run in ``out`` from its last checkpoint, to the end of its budget.
 
@@ -60,7 +62,7 @@ def resume_run(
     if config.task != task:
         raise InputError(f"{run.path} is a run of task {config.task}, not {task}")
     _check_agrees(config, task_options, overrides)
-    trainer = Trainer(config, run, progress=progress)
+    trainer = Trainer(config, run, progress=progress, on_validate=on_validate)
     return run, trainer.fit(resume=True)
 
 

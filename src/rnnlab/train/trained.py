@@ -17,7 +17,7 @@ from rnnlab.train.config import RunConfig
 from rnnlab.train.rundir import RunDir
 from rnnlab.train.trainer import Trainer
 
-__all__ = ["forecast_from_run", "generate_from_run", "load_trained", "predict_from_run"]
+__all__ = ["forecast_from_run", "generate_from_run", "load_trained", "predict_from_run", "translate_from_run"]
 
 
 def load_trained(path: str | os.PathLike, checkpoint: str = "best") -> tuple[Task, nn.Module]:
@@ -90,6 +90,17 @@ def predict_from_run(
     if not task.supports("predict"):
         raise InputError(f"task {task.name} does not support predict; the run in {path} cannot classify inputs")
     return task.predict(model, inputs, **{k: v for k, v in options.items() if v is not None})
+
+
+def translate_from_run(
+    path: str | os.PathLike, sentences: Any = (), *, checkpoint: str = "best", **options: Any
+) -> list[str]:
+    """Translate ``sentences`` with the model of the translation run in ``path`` (``input_file=``,
+    ``beam_size=``; ``None`` options are left out). A run of another task is refused before anything is built."""
+    task_name = RunConfig.from_dict(RunDir.open(path).read_config()).task
+    if task_name != "translate":
+        raise InputError(f"{path} is a run of task {task_name}; translating needs a run of task translate")
+    return predict_from_run(path, sentences, checkpoint=checkpoint, **options)
 
 
 def forecast_from_run(

@@ -20,6 +20,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -76,19 +77,27 @@ class Trainer:
         task: the task instance to train or use, built from ``config`` when ``None``; pass one whose
             :meth:`~rnnlab.tasks.Task.load_artifacts` restored a run's vocabulary to rebuild that run's model
             without its data.
+        on_validate: called after every validation as ``on_validate(step, metrics)``; returning ``True``
+            stops the run there (a tuning trial that its pruner gave up on): it finishes as at the end of its
+            budget, with ``"pruned": true`` in its results. The decision is saved in the checkpoints, so a
+            killed run resumes to the same end.
 
     Use :meth:`fit` to train (from scratch or, with ``resume=True``, from ``checkpoints/last.pt``) and get the
     results dict; :meth:`evaluate` scores the current model on a split.
     """
 
     def __init__(
-        self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False, task: Task | None = None
+        self, config: RunConfig, run: RunDir | None = None, *, progress: bool = False, task: Task | None = None,
+        on_validate: Callable[[int, dict[str, float]], bool] | None = None,
     ) -> None:
         config.validate()
         self.config = config
         self.run = run
         self.progress = progress
         self.task = task if task is not None else get_task(config.task)(**config.task_options)
+        if config.loop.train_fraction < 1.0:
+            self.task.restrict_train(config.loop.train_fraction)
+        self.on_validate = on_validate
         self.device = torch.device(config.loop.device)
         seed_everything(config.loop.seed)
         m = config.model
@@ -119,6 +128,7 @@ class Trainer:
         self.carried_state: Any = None  # the layer's last state, detached (truncated BPTT)
         self.stopped_early = False
         self.diverged = False
+        self.pruned = False  # on_validate asked to stop
         self._stop_requested = False
         self._best_in_memory: dict[str, torch.Tensor] | None = None  # best weights when there is no run dir
         self.pretrain_results: dict[str, Any] | None = None  # the results of the task's pretraining, if any
@@ -141,7 +151,7 @@ class Trainer:
         with torch.no_grad(), torch_threads(self.config.loop.threads):
             for batch in self.task.eval_batches(split, self.config.loop.eval_size):
                 batch = batch.to(self.device)
-                outputs, state = self.model(batch.inputs, None if batch.reset_state else state)
+                outputs, state = self.task.run_model(self.model, batch, None if batch.reset_state else state)
                 acc.add(self.task.metric_sums(outputs, batch))
         return self.task.finalize_metrics(acc.means())
 
@@ -149,7 +159,7 @@ class Trainer:
     def _train_step(self, batch) -> float:
         self.model.train()
         state = None if batch.reset_state else self.carried_state
-        outputs, state = self.model(batch.inputs, state)
+        outputs, state = self.task.run_model(self.model, batch, state)
         loss = self.task.loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -203,7 +213,7 @@ class Trainer:
                         bar.update(self.step)
                 self.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                finished = (self.step >= self.total_steps or self.stopped_early or self.diverged
+                finished = (self.step >= self.total_steps or self.stopped_early or self.diverged or self.pruned
                             or self._out_of_time(started))  # not a Ctrl-C: that one resumes later
                 if self.last_eval_step != self.step:
                     if finished and not self.diverged:
@@ -240,11 +250,12 @@ class Trainer:
         random numbers."""
         self.model.eval()
         with torch.no_grad(), torch_threads(self.config.loop.threads):
-            self.model(batch.to(self.device).inputs)
+            self.task.run_model(self.model, batch.to(self.device))
 
     def _should_stop(self, started: float) -> bool:
         """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
-        return self.stopped_early or self.diverged or self._stop_requested or self._out_of_time(started)
+        return (self.stopped_early or self.diverged or self.pruned or self._stop_requested
+                or self._out_of_time(started))
 
     def _log_training(self, logger: MetricsLogger) -> float:
         """Log the mean training loss since the last log line (and the lr); return that mean."""
@@ -277,6 +288,8 @@ class Trainer:
         if patience is not None and self.evals_since_best >= patience:
             self.stopped_early = True
         logger.log({"step": self.step, "split": "valid", **metrics, "best": improved})
+        if self.on_validate is not None and self.on_validate(self.step, metrics):
+            self.pruned = True
         if self.run is not None:
             if improved:
                 self._save(self.run.best_checkpoint, weights_only_payload=True)
@@ -326,6 +339,7 @@ class Trainer:
                 carried_state=self.carried_state,
                 stopped_early=self.stopped_early,
                 diverged=self.diverged,
+                pruned=self.pruned,
             )
         save_checkpoint(path, payload)
 
@@ -368,6 +382,7 @@ class Trainer:
             self.carried_state = payload["carried_state"]
             self.stopped_early = bool(payload["stopped_early"])
             self.diverged = bool(payload["diverged"])
+            self.pruned = bool(payload.get("pruned", False))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(f"checkpoint {self.run.last_checkpoint} is incomplete ({exc!r})") from None
         restore_rng(payload["rng"])
@@ -401,6 +416,7 @@ class Trainer:
             "steps": self.step,
             "stopped_early": self.stopped_early,
             "diverged": self.diverged,
+            "pruned": self.pruned,
             "seed": self.config.loop.seed,
             "train_seconds": round(self.train_seconds, 3),
             **({"pretrain": self.pretrain_results} if self.pretrain_results is not None else {}),
@@ -409,4 +425,5 @@ class Trainer:
         }
         if self.run is not None:
             self.run.write_results(results)
+            self.task.write_report(self.model, self.run.path)
         return results

@@ -1,0 +1,85 @@
+"""Parallel scans: the fast path of the cells whose recurrence is linear in the state (minGRU, minLSTM, LRU).
+
+Such a cell computes :math:`h_t = a_t \\odot h_{t-1} + b_t` with ``a_t, b_t`` known for every step before the
+loop (its gates read the input only), so the whole sequence is a prefix scan instead of ``T`` dependent steps:
+
+- :func:`log_space_scan` (Heinsen 2023, the form of Feng et al. 2024): for positive ``a, b`` given as logarithms,
+  :math:`h_t = \\exp(a^*_t + \\mathrm{logcumsumexp}_{s \\le t}(\\log b_s - a^*_s)) + \\exp(a^*_t) h_0` with
+  :math:`a^*_t = \\sum_{s \\le t} \\log a_s`; two cumulative ops over time, any ``T``;
+- :func:`diagonal_scan`: a constant complex diagonal :math:`a_t = \\lambda` (the LRU), in chunks of ``K`` steps:
+  inside a chunk one batched product with the ``K x K`` matrix :math:`L_{ts} = \\lambda^{t-s}` (``t >= s``),
+  across chunks a carry :math:`x_{cK-1}` taken ``T/K`` times. Only non-negative powers of :math:`\\lambda` appear,
+  so nothing overflows however long the sequence.
+
+Both are plain torch ops, differentiated by autograd. :func:`run_scan` runs a cell this way under the contract of
+:func:`rnnlab.engine.reference.run_reference` (which stays the spec: tests hold the two together in float64).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnlab.cells.base import CellMath, Params, State
+
+CHUNK = 64  # steps per chunk of the diagonal scan
+
+
+def supports(cell: CellMath) -> bool:
+    """True if ``cell`` has a parallel form (``cell.scan`` is ``"log"`` or ``"diagonal"``)."""
+    return getattr(cell, "scan", None) in ("log", "diagonal")
+
+
+def log_space_scan(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
+    """``h`` ``(T, B, H)`` of :math:`h_t = a_t h_{t-1} + b_t` from ``log a, log b`` ``(T, B, H)`` and ``h0`` ``(B, H)``.
+
+    ``a, b > 0`` (given by their logarithms); ``h0`` of any sign: its term :math:`(\\prod_{s \\le t} a_s) h_0` is
+    added outside the logarithm.
+    """
+    a_star = log_a.cumsum(0)  # (T, B, H): log prod_{s<=t} a_s
+    return torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=0)) + torch.exp(a_star) * h0
+
+
+def diagonal_scan(log_lam: Tensor, b: Tensor, x0: Tensor, chunk: int = CHUNK) -> Tensor:
+    """``x`` ``(T, B, N)`` of :math:`x_t = \\lambda x_{t-1} + b_t` (complex), ``log λ`` ``(N,)``, ``x0`` ``(B, N)``."""
+    T, B, N = b.shape
+    K = min(chunk, T)
+    C = -(-T // K)  # chunks
+    if C * K != T:  # zeros after the end change nothing before it
+        b = torch.cat([b, b.new_zeros(C * K - T, B, N)])
+    j = torch.arange(K + 1, device=b.device, dtype=log_lam.real.dtype)
+    powers = torch.exp(j.unsqueeze(1) * log_lam)  # (K+1, N): λ^0 .. λ^K
+    lag = torch.arange(K, device=b.device)
+    lag = lag.unsqueeze(1) - lag.unsqueeze(0)  # (K, K): t - s
+    L = torch.where((lag >= 0).unsqueeze(-1), powers[lag.clamp(min=0)], powers.new_zeros(()))  # (K, K, N)
+    local = torch.einsum("tsn,csbn->ctbn", L, b.view(C, K, B, N))  # (C, K, B, N): each chunk from a zero state
+    carries, carry = [], x0  # carries[c]: the state before chunk c, (B, N)
+    for c in range(C):
+        carries.append(carry)
+        carry = powers[K] * carry + local[c, -1]
+    before = torch.stack(carries)  # (C, B, N)
+    x = local + powers[1:].view(1, K, 1, N) * before.unsqueeze(1)  # (C, K, B, N)
+    return x.reshape(C * K, B, N)[:T]
+
+
+def run_scan(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Tensor | None = None,
+             all_states: bool = False):
+    """Run a cell with a parallel form over ``x`` ``(T, B, I)``; the contract of ``run_reference`` (on ``x``).
+
+    With ``lengths``, the states after a sequence's end repeat its last one (as the reference's carried state).
+    """
+    p = cell.prepare(p)
+    gx = cell.project_input(x, p)  # (T, B, D_gx)
+    if cell.scan == "log":
+        log_a, log_b = cell.log_coefficients(gx)
+        states: State = (log_space_scan(log_a, log_b, state0[0]),)
+    else:
+        log_lam, b, x0 = cell.diagonal_terms(gx, state0, p)
+        states = cell.diagonal_states(diagonal_scan(log_lam, b, x0), gx, p)
+    if lengths is not None:
+        T = x.shape[0]
+        t = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+        index = torch.minimum(t, lengths.to(x.device).unsqueeze(0) - 1)  # (T, B): the last step taken
+        states = tuple(s.gather(0, index.unsqueeze(-1).expand_as(s)) for s in states)
+    final = tuple(s[-1] for s in states)
+    return (states if all_states else states[0]), final

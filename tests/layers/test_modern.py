@@ -1,0 +1,294 @@
+"""The families beyond the classic cells (issue 14): IndRNN, minGRU, minLSTM, LRU, sLSTM and mixed stacks.
+
+The parallel scans equal stepping (float64); hand-computed numbers from the papers' equations; the papers'
+initialisations and bounds; the errors of bad hyperparameters.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnlab
+from rnnlab.cells.minimal import g, log_g
+from rnnlab.engine.scan import diagonal_scan, log_space_scan
+
+SCANNED = {
+    "mingru": lambda **kw: rnnlab.MinGRU(3, 5, **kw),
+    "minlstm": lambda **kw: rnnlab.MinLSTM(3, 5, **kw),
+    "lru": lambda **kw: rnnlab.LRU(3, 5, state_size=4, **kw),
+}
+
+
+def outputs_and_grads(layer, x, hx, lengths=None):
+    """Output, final state and the gradients of inputs, initial state and parameters of a weighted sum."""
+    x = x.clone().requires_grad_()
+    hx = tuple(h.clone().requires_grad_() for h in hx)
+    inp = pack_padded_sequence(x, lengths, enforce_sorted=False) if lengths is not None else x
+    out, final = layer(inp, hx[0] if len(hx) == 1 else hx)
+    out = out.data if lengths is not None else out
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    torch.manual_seed(1)
+    loss = sum((t * torch.randn_like(t)).sum() for t in (out, *finals))
+    inputs = [x, *hx, *layer.parameters()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)  # the LRU's y_0 is not used
+    return (out, *finals), [torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs, strict=True)]
+
+
+@pytest.mark.parametrize("name", SCANNED)
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+def test_parallel_scan_equals_stepping(name, packed):
+    """The default backend runs the scan, the reference backend steps: equal outputs, states and gradients."""
+    torch.manual_seed(0)
+    scan = SCANNED[name](num_layers=2, bidirectional=True).double()
+    step = SCANNED[name](num_layers=2, bidirectional=True, backend="reference").double()
+    step.load_state_dict(scan.state_dict())
+    T, B = 70, 3  # two chunks of the LRU's scan, the second partial
+    x = torch.randn(T, B, 3, dtype=torch.double)
+    hx = tuple(torch.randn(4, B, n, dtype=torch.double) for n in scan.state_layout())
+    lengths = torch.tensor([T, 37, 1]) if packed else None
+    (a, ga), (b, gb) = outputs_and_grads(scan, x, hx, lengths), outputs_and_grads(step, x, hx, lengths)
+    for u, v in zip((*a, *ga), (*b, *gb), strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-10)
+
+
+def test_log_space_scan_takes_initial_states_of_any_sign():
+    torch.manual_seed(0)
+    log_a, log_b = -torch.rand(20, 2, 3, dtype=torch.double), torch.randn(20, 2, 3, dtype=torch.double)
+    h0 = torch.tensor([[-2.0, 0.0, 3.0], [1.0, -1e-3, 0.5]], dtype=torch.double)
+    h, expected = h0, []
+    for t in range(20):
+        h = log_a[t].exp() * h + log_b[t].exp()
+        expected.append(h)
+    torch.testing.assert_close(log_space_scan(log_a, log_b, h0), torch.stack(expected), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("T", [1, 5, 64, 130])
+def test_diagonal_scan_equals_the_loop_for_any_length(T):
+    torch.manual_seed(0)
+    log_lam = torch.complex(-torch.rand(4, dtype=torch.double), 3 * torch.rand(4, dtype=torch.double))
+    b = torch.randn(T, 2, 4, dtype=torch.cdouble)
+    x0 = torch.randn(2, 4, dtype=torch.cdouble)
+    x, expected = x0, []
+    for t in range(T):
+        x = log_lam.exp() * x + b[t]
+        expected.append(x)
+    torch.testing.assert_close(diagonal_scan(log_lam, b, x0, chunk=16), torch.stack(expected), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_scan_stays_finite_over_4000_steps_in_float32():
+    torch.manual_seed(0)
+    for layer in (rnnlab.MinGRU(2, 8), rnnlab.MinLSTM(2, 8), rnnlab.LRU(2, 8, r_min=0.0, r_max=1.0)):
+        out, _ = layer(torch.randn(4000, 2, 2))
+        assert torch.isfinite(out).all()
+
+
+# ---- numbers of the papers' equations, by hand -------------------------------------------------------------
+def test_g_is_positive_and_continuous_and_log_g_is_its_log():
+    x = torch.tensor([-30.0, -1.0, 0.0, 1e-9, 2.0], dtype=torch.double)
+    torch.testing.assert_close(g(x), torch.tensor([torch.sigmoid(torch.tensor(-30.0)).item(), 0.2689414213699951,
+                                                   0.5, 0.5 + 1e-9, 2.5], dtype=torch.double))
+    torch.testing.assert_close(log_g(x), g(x).log())
+
+
+def with_input_weights(layer, weight, bias):
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(torch.tensor(weight, dtype=torch.double))
+        layer.bias_ih_l0.copy_(torch.tensor(bias, dtype=torch.double))
+    return layer
+
+
+def test_mingru_numbers():
+    """z = sigmoid(0) = 1/2, h~ = g(1) = 1.5, g(-1) = sigmoid(-1): h_t = h_{t-1}/2 + h~/2."""
+    layer = with_input_weights(rnnlab.MinGRU(1, 1).double(), [[0.0], [1.0]], [0.0, 0.0])
+    x = torch.tensor([[[1.0]], [[1.0]], [[-1.0]]], dtype=torch.double)
+    h = 0.25
+    expected = []
+    for h_tilde in (1.5, 1.5, 1.0 / (1.0 + math.e)):
+        h = 0.5 * h + 0.5 * h_tilde
+        expected.append(h)
+    out, _ = layer(x, torch.tensor([[[0.25]]], dtype=torch.double))
+    torch.testing.assert_close(out.flatten(), torch.tensor(expected, dtype=torch.double))
+    torch.testing.assert_close(out.flatten()[:2], torch.tensor([0.875, 1.1875], dtype=torch.double))
+
+
+def test_minlstm_normalises_its_gates():
+    """f = sigmoid(2), i = sigmoid(0): f' = f / (f + i), i' = i / (f + i); h~ = g(0.5) = 1."""
+    layer = with_input_weights(rnnlab.MinLSTM(1, 1).double(), [[0.0], [0.0], [1.0]], [2.0, 0.0, 0.0])
+    f, i = 1 / (1 + math.exp(-2)), 0.5
+    out, _ = layer(torch.full((2, 1, 1), 0.5, dtype=torch.double))
+    h1 = i / (f + i) * 1.0
+    h2 = f / (f + i) * h1 + i / (f + i) * 1.0
+    torch.testing.assert_close(out.flatten(), torch.tensor([h1, h2], dtype=torch.double))
+    torch.testing.assert_close(out.flatten()[0], torch.tensor(0.36210968865333093, dtype=torch.double))
+
+
+def test_slstm_stabiliser_changes_nothing_but_the_scale():
+    """The stabilised step equals the paper's raw form c = f c + exp(i) z, n = f n + exp(i), h = o c / n."""
+    torch.manual_seed(0)
+    layer = rnnlab.SLSTM(3, 4, num_heads=2, backend="reference").double()
+    x = 3 * torch.randn(12, 2, 3, dtype=torch.double)
+    out, (h, c, n, m) = layer(x)
+    W, R, b = layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0
+    hh, cc, nn_ = (torch.zeros(2, 4, dtype=torch.double) for _ in range(3))
+    for t in range(12):
+        heads = hh.view(2, 2, 2)
+        rec = torch.einsum("bki,gkoi->bgko", heads, R.view(4, 2, 2, 2)).reshape(2, 16)
+        i_raw, f_raw, z_raw, o_raw = (x[t] @ W.T + rec + b).chunk(4, -1)
+        f = torch.sigmoid(f_raw)
+        cc = f * cc + i_raw.exp() * z_raw.tanh()
+        nn_ = f * nn_ + i_raw.exp()
+        hh = torch.sigmoid(o_raw) * cc / nn_
+        torch.testing.assert_close(out[t], hh, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(c[0] / n[0], cc / nn_)  # c, n scaled by exp(-m) alike
+    torch.testing.assert_close(c[0] * m[0].exp(), cc)
+
+
+def test_slstm_heads_do_not_mix():
+    """Block-diagonal R: a change in head 1's state does not reach head 0 in the next step."""
+    layer = rnnlab.SLSTM(2, 4, num_heads=2).double()
+    x = torch.randn(1, 1, 2, dtype=torch.double)
+    state = [torch.zeros(1, 1, 4, dtype=torch.double) for _ in range(4)]
+    state[2] = torch.ones(1, 1, 4, dtype=torch.double)
+    a, _ = layer(x, tuple(state))
+    state[0] = state[0].clone()
+    state[0][..., 2:] = 5.0  # head 1's h
+    b, _ = layer(x, tuple(state))
+    torch.testing.assert_close(a[..., :2], b[..., :2])
+    assert not torch.allclose(a[..., 2:], b[..., 2:])
+
+
+# ---- initialisations and bounds of the papers --------------------------------------------------------------
+def test_indrnn_bound_and_initialisation_follow_the_paper():
+    torch.manual_seed(0)
+    layer = rnnlab.IndRNN(2, 256, num_layers=2, max_len=784)
+    gamma = 2 ** (1 / 784)
+    assert layer.recurrent_max == pytest.approx(gamma)
+    u0, u1 = layer.weight_hh_l0, layer.weight_hh_l1
+    assert u0.min() >= 0 and u0.max() <= gamma and u0.min() < 0.1  # U(0, γ)
+    assert u1.min() >= 0.5 ** (1 / 784) and u1.max() <= gamma  # the last layer: U(2^(-1/T), γ)
+    assert (layer.bias_ih_l0 == 0).all()
+
+
+def test_indrnn_uses_the_bounded_recurrent_weight():
+    layer = rnnlab.IndRNN(1, 1, recurrent_max=0.5).double()
+    with torch.no_grad():
+        layer.weight_hh_l0.fill_(3.0)
+        layer.weight_ih_l0.fill_(1.0)
+    out, _ = layer(torch.tensor([[[1.0]], [[0.0]], [[0.0]]], dtype=torch.double))
+    torch.testing.assert_close(out.flatten(), torch.tensor([1.0, 0.5, 0.25], dtype=torch.double))
+
+
+def test_indrnn_learns_to_carry_a_sign_through_weak_noise():
+    """IndRNN has no gate to shut out distractors (the recall test of tests/layers/test_learning.py); with weak
+    ones its units integrate the first input over 20 steps and the loss falls."""
+    torch.manual_seed(0)
+    layer = rnnlab.IndRNN(2, 16, max_len=20)
+    head = torch.nn.Linear(16, 1)
+    opt = torch.optim.Adam([*layer.parameters(), *head.parameters()], lr=0.02)
+    losses = []
+    for _ in range(250):
+        x = torch.randn(20, 32, 2)
+        x[1:] *= 0.1
+        out, _ = layer(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(out[-1]), (x[0, :, :1] > 0).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert first > 0.6 and last < 0.5 * first, (first, last)
+
+
+def test_lru_initialisation_follows_the_paper():
+    torch.manual_seed(0)
+    layer = rnnlab.LRU(4, 6, state_size=2000, r_min=0.4, r_max=0.9, max_phase=math.pi / 10)
+    modulus = torch.exp(-layer.nu_log_l0.exp())
+    phase = layer.theta_log_l0.exp()
+    assert modulus.min() >= 0.4 - 1e-6 and modulus.max() <= 0.9 + 1e-6
+    assert phase.min() >= 0 and phase.max() <= math.pi / 10 + 1e-6
+    # uniform on the ring: |λ|^2 uniform in [r_min^2, r_max^2], mean (0.16 + 0.81) / 2
+    assert (modulus ** 2).mean().item() == pytest.approx(0.485, abs=0.01)
+    torch.testing.assert_close(layer.gamma_log_l0.exp(), torch.sqrt(1 - modulus ** 2))
+    assert layer.weight_in_re_l0.std().item() == pytest.approx(1 / math.sqrt(8), rel=0.1)
+
+
+def test_lru_normalisation_keeps_the_state_variance_of_white_noise():
+    """γ = sqrt(1 - |λ|^2) makes E|x_t|^2 = E|Bu|^2 in the stationary regime, however close |λ| is to 1."""
+    torch.manual_seed(0)
+    layer = rnnlab.LRU(1, 1, state_size=3, r_min=0.99, r_max=0.999).double()
+    with torch.no_grad():
+        layer.weight_in_re_l0.fill_(1.0)
+        layer.weight_in_im_l0.fill_(0.0)
+    _, (_, x_re, x_im) = layer(torch.randn(4000, 400, 1, dtype=torch.double))
+    power = (x_re ** 2 + x_im ** 2).mean().item()
+    assert power == pytest.approx(1.0, rel=0.15)
+
+
+# ---- mixed stacks ------------------------------------------------------------------------------------------
+def test_mixed_stack_state_layout_and_stepping():
+    torch.manual_seed(0)
+    stack = rnnlab.build_layer("lstm+gru", 3, 4, num_layers=2).double().eval()
+    assert [type(layer).__name__ for layer in stack.layers] == ["LSTM", "GRU", "LSTM", "GRU"]
+    x = torch.randn(6, 2, 3, dtype=torch.double)
+    full, final = stack(x)
+    assert len(final) == 4 and isinstance(final[0], tuple) and isinstance(final[1], torch.Tensor)
+    assert final[0][1].shape == (1, 2, 4) and final[1].shape == (1, 2, 4)
+    state, outs = None, []
+    for t in range(6):
+        y, state = stack(x[t:t + 1], state)
+        outs.append(y)
+    torch.testing.assert_close(torch.cat(outs), full, rtol=0, atol=1e-12)
+
+
+def test_mixed_stack_equals_its_layers_run_by_hand_and_takes_packed_input():
+    torch.manual_seed(0)
+    lstm, gru = rnnlab.LSTM(3, 4, bidirectional=True).double(), rnnlab.MinGRU(8, 5).double()
+    stack = rnnlab.Stack(lstm, gru)
+    x = torch.randn(5, 3, 3, dtype=torch.double)
+    lengths = torch.tensor([5, 2, 4])
+    out, (s0, s1) = stack(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    mid, t0 = lstm(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    expected, t1 = gru(mid)
+    torch.testing.assert_close(out.data, expected.data)
+    torch.testing.assert_close(s1, t1)
+    torch.testing.assert_close(s0[1], t0[1])
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,message", [
+    (lambda: rnnlab.IndRNN(3, 4, recurrent_max=0.0), "recurrent_max must be a positive number, got 0.0"),
+    (lambda: rnnlab.IndRNN(3, 4, recurrent_max="1"), "recurrent_max must be a positive number, got str"),
+    (lambda: rnnlab.IndRNN(3, 4, max_len=0), "max_len must be a positive int"),
+    (lambda: rnnlab.IndRNN(3, 4, recurrent_init="orthogonal"), "recurrent_init does not apply to indrnn"),
+    (lambda: rnnlab.LRU(3, 4, r_min=0.9, r_max=0.5), "needs 0 <= r_min < r_max <= 1.*got r_min=0.9, r_max=0.5"),
+    (lambda: rnnlab.LRU(3, 4, r_max=1.5), r"needs 0 <= r_min < r_max <= 1 \(eigenvalues inside the unit circle\)"),
+    (lambda: rnnlab.LRU(3, 4, state_size=0), "state_size must be positive, got 0"),
+    (lambda: rnnlab.LRU(3, 4, max_phase=-1.0), "max_phase must be > 0, got -1.0"),
+    (lambda: rnnlab.LRU(3, 4, forget_bias=1.0), "forget_bias does not apply to lru"),
+    (lambda: rnnlab.SLSTM(3, 6, num_heads=4), "num_heads must divide hidden_size: got hidden_size=6, num_heads=4"),
+    (lambda: rnnlab.SLSTM(3, 6, num_heads=0), "num_heads must be positive, got 0"),
+    (lambda: rnnlab.SLSTM(3, 6, variant="mlstm"), "unknown slstm variant 'mlstm'; expected one of: vanilla"),
+    (lambda: rnnlab.MinGRU(3, 4, weight_drop=0.5), r"weight_drop drops recurrent weights, and mingru has none"),
+    (lambda: rnnlab.MinLSTM(3, 4, layer_norm=True), "unexpected keyword argument 'layer_norm'"),
+    (lambda: rnnlab.Stack(rnnlab.LSTM(3, 4, bidirectional=True), rnnlab.GRU(4, 4)),
+     r"sizes don't chain: layer 1 \(GRU\) expects input_size 8 \(the LSTM below gives 2 x 4 features per step\), "
+     "got input_size=4"),
+    (lambda: rnnlab.Stack(rnnlab.LSTM(3, 4), rnnlab.GRU(4, 4, batch_first=True)), "the same batch_first"),
+    (lambda: rnnlab.Stack(), "a Stack needs at least one layer"),
+    (lambda: rnnlab.Stack(rnnlab.LSTM(3, 4), torch.nn.GRU(4, 4)), "layer 1 of a Stack must be an rnnlab recurrent"),
+    (lambda: rnnlab.build_layer("lstm+bogus", 3, 4), r"unknown cell 'bogus' in mixed stack 'lstm\+bogus'"),
+    (lambda: rnnlab.build_layer("lstm+gru", 3, 4, variant="peephole"), r"a mixed stack \(lstm\+gru\) has no variant"),
+])
+def test_bad_hyperparameters(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_a_stack_of_foreign_modules_is_a_type_error_and_bad_hx_a_value_error():
+    with pytest.raises(TypeError):
+        rnnlab.Stack(torch.nn.LSTM(3, 4))
+    with pytest.raises(ValueError, match="expected hx to be a tuple of 2 layer states"):
+        rnnlab.build_layer("gru+lstm", 3, 4)(torch.randn(2, 1, 3), torch.zeros(1, 1, 4))
