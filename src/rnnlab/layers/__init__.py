@@ -15,8 +15,8 @@ from rnnlab.layers.factory import (
     needs_input_projection,
     variants_of,
 )
-from rnnlab.layers.quantize import quantize_dynamic
 from rnnlab.layers.modern import LRU, SLSTM, IndRNN, MinGRU, MinLSTM
+from rnnlab.layers.quantize import quantize_dynamic
 from rnnlab.layers.recurrent import Recurrent
 from rnnlab.layers.seq2seq import Seq2Seq
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
