@@ -17,6 +17,7 @@ an error under the test suite's ``-W error``) and the fused backend runs the ref
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -27,6 +28,11 @@ import warnings
 from pathlib import Path
 
 import torch
+
+try:
+    import fcntl  # POSIX; elsewhere builds run without rnnlab's lock (torch's own still applies)
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp", "indrnn.cpp")
@@ -110,6 +116,31 @@ def compile_flags() -> list[str]:
     return ["-O3", "-march=native", "-fopenmp", f"-DRNNLAB_BLAS={blas}", f"-DRNNLAB_HEADERS={headers}"]
 
 
+TORCH_LOCK = "lock"  # torch.utils.cpp_extension's FileBaton in the build directory
+BUILD_LOCK = "rnnlab-build.lock"
+
+
+@contextlib.contextmanager
+def _exclusive_build(directory: Path):
+    """Hold an OS lock (``flock``) on ``directory/rnnlab-build.lock`` while building or loading there.
+
+    torch's own build lock is a plain file (``lock``) that a process killed mid-build leaves behind, and every
+    later build then waits on it forever. The OS drops a ``flock`` when its process dies, and every rnnlab build
+    of this directory runs under it, so a torch ``lock`` found while holding it is stale and is removed.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(directory / BUILD_LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                (directory / TORCH_LOCK).unlink()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load() -> bool:
     """Compile (first call in a fresh cache) and load the kernels. True if ``torch.ops.rnnlab`` is usable.
 
@@ -124,16 +155,17 @@ def load() -> bool:
 
                 directory = build_directory()
                 write_layout_header(directory)
-                cpp_extension.load(
-                    name="rnnlab_fused",
-                    sources=[str(CSRC / name) for name in SOURCES],
-                    extra_include_paths=[str(CSRC), str(directory)],
-                    extra_cflags=compile_flags(),
-                    extra_ldflags=["-fopenmp"],
-                    build_directory=str(directory),
-                    is_python_module=False,
-                    verbose=False,
-                )
+                with _exclusive_build(directory):
+                    cpp_extension.load(
+                        name="rnnlab_fused",
+                        sources=[str(CSRC / name) for name in SOURCES],
+                        extra_include_paths=[str(CSRC), str(directory)],
+                        extra_cflags=compile_flags(),
+                        extra_ldflags=["-fopenmp"],
+                        build_directory=str(directory),
+                        is_python_module=False,
+                        verbose=False,
+                    )
                 _status["loaded"] = True
             except Exception as exc:  # any build or load failure means: use the reference engine
                 _status["loaded"], _status["error"] = False, exc
