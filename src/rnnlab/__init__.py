@@ -24,10 +24,12 @@ from rnnlab.layers import (
     Seq2Seq,
     Stack,
     build_layer,
+    quantize_dynamic,
 )
 
 __version__ = "0.1.0"
 
 __all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq", "ConvGRU", "ConvLSTM", "ConvRNN",
            "GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError",
-           "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer"]
+           "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
+           "quantize_dynamic"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rnnlab.cells import ClockworkMath, DepthGatedMath, GRUMath, LSTMMath, RNNMath
-from rnnlab.engine import build, fused
-from rnnlab.engine.fused import FusedSequence, Kernel, run_fused
+from rnnlab.engine import build, fused, ops
+from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
 
@@ -158,19 +158,20 @@ def test_gradcheck_fused_function(cell_id, mode):
     lengths = None if lengths is None else torch.tensor([4, 2])
     x, state0, p = make_inputs(cell, input_size, steps, batch)
     p = cell.prepare(p)
-    family, flags = fused._flags(cell)
+    family, flags = ops.plan(cell)
     zoneout = None
     if rate:
         zoneout = Zoneout.plan(rate, cell.zoneout_states, cell.state_sizes(), steps, batch, training=training,
                                like=x)
     aux, zrate = fused._aux(cell, state0, lengths, zoneout, p)
-    kernel = Kernel(family, flags, cell.hidden_size, zrate)
-    given = {"gx": cell.project_input(x, p), "h0": state0[0], "c0": state0[1] if family == "lstm" else None, **p}
-    inputs = [given.get(n) for n in fused.INPUTS[family]]
+    given = {"gx": cell.project_input(x, p), "h0": state0[0], "c0": state0[1] if family.states == 2 else None, **p}
+    inputs = [given.get(n) for n in family.input_names]
     inputs = [None if t is None else t.detach().contiguous().requires_grad_() for t in inputs]
 
     def fn(*tensors):
-        outputs = FusedSequence.apply(kernel, aux, *tensors)
+        named = dict(zip(family.input_names, tensors, strict=True))
+        outputs = ops.call(family, flags, cell.hidden_size, named, aux, all_states=True, zoneout_rate=zrate,
+                           save=True)[:4]
         return tuple(o for o in outputs if o.numel())
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
@@ -356,16 +357,17 @@ def test_training_from_input_equals_reference(name, cell, input_size, mode):
 
 
 def test_gradcheck_fused_sequence_from_input():
-    """The kernel projecting x in training: FusedSequence on DeferredLinear's stand-in of gx."""
+    """The kernel projecting x in training: the op on DeferredLinear's stand-in of gx."""
     cell = LSTMMath(3, "peephole")
     x, state0, p = make_inputs(cell, 2, steps=3, batch=2)
-    family, flags = fused._flags(cell)
-    kernel = Kernel(family, flags, cell.hidden_size, 0.0)
+    family, flags = ops.plan(cell)
     given = {"h0": state0[0], "c0": state0[1], **p}
-    inputs = [given.get(name) for name in fused.INPUTS[family][1:]]
+    inputs = [given.get(name) for name in family.input_names[1:]]
 
     def f(x, w, b, *inputs):
-        aux = [None] * 5 + [x, w, b]
-        return FusedSequence.apply(kernel, aux, fused.DeferredLinear.apply(x, w, b), *inputs)[:3]
+        named = dict(zip(family.input_names, (fused.DeferredLinear.apply(x, w, b), *inputs), strict=True))
+        aux = {"x": x, "weight_ih": w, "bias_ih": b}
+        return ops.call(family, flags, cell.hidden_size, named, aux, all_states=False, zoneout_rate=0.0,
+                        save=True)[:3]
 
     assert torch.autograd.gradcheck(f, (x, p["weight_ih"], p["bias_ih"], *inputs))

@@ -40,9 +40,10 @@ def test_bad_construction(make, message):
         make()
 
 
-def test_option_that_does_not_apply_is_a_type_error():
-    with pytest.raises(TypeError, match="proj_size"):
-        rnnlab.GRU(3, 4, proj_size=2)
+def test_proj_size_for_gru_or_rnn_is_torchs_value_error():
+    for family in (rnnlab.GRU, rnnlab.RNN):
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM, not RNN or GRU"):
+            family(3, 4, proj_size=2)
 
 
 @pytest.mark.parametrize("call,message", [

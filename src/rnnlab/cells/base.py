@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rnnlab.errors import InputError
+from rnnlab.errors import ArgumentTypeError, InputError
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]
@@ -38,6 +38,8 @@ def gate_layer_norm(z: Tensor, gain: Tensor, hidden_size: int) -> Tensor:
     variance, then multiplied by its slice of ``gain`` ``(G*H,)``. The additive shift is the layer's own
     bias, added after this function.
     """
+    if z.numel() == 0:  # an empty batch (torch warns about the variance of nothing)
+        return z * gain
     blocks = z.unflatten(-1, (-1, hidden_size))  # (..., G, H)
     mean = blocks.mean(-1, keepdim=True)
     var = blocks.var(-1, unbiased=False, keepdim=True)
@@ -47,6 +49,8 @@ def gate_layer_norm(z: Tensor, gain: Tensor, hidden_size: int) -> Tensor:
 
 def layer_norm(z: Tensor, gain: Tensor, shift: Tensor) -> Tensor:
     """Plain layer normalisation over the last dimension with gain and shift, ``(..., H) -> (..., H)``."""
+    if z.numel() == 0:
+        return z * gain + shift
     mean = z.mean(-1, keepdim=True)
     var = z.var(-1, unbiased=False, keepdim=True)
     return (z - mean) * torch.rsqrt(var + LAYER_NORM_EPS) * gain + shift
@@ -267,7 +271,7 @@ class CellMath:
 def check_positive_int(name: str, value: object) -> None:
     """Raise ``InputError`` unless ``value`` is a positive int (bools are not sizes)."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InputError(f"{name} must be an int, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise InputError(f"{name} must be positive, got {value}")
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import torch
 from torch import Tensor
 
 _ACTIVE: ContextVar[Probe | None] = ContextVar("rnnlab_probe", default=None)
@@ -37,7 +38,10 @@ class Probe:
 
 
 def active_probe() -> Probe | None:
-    """The probe of the enclosing :func:`probing` context, or ``None``."""
+    """The probe of the enclosing :func:`probing` context, or ``None`` (always inside ``torch.compile``/``export``
+    tracing, which cannot read a context variable)."""
+    if torch.compiler.is_compiling():
+        return None
     return _ACTIVE.get()
 
 

@@ -2,9 +2,13 @@
 
 The kernels (``engine/csrc/*.cpp``) are compiled on first use with ``torch.utils.cpp_extension.load`` (ninja
 and a C++ compiler, nothing else) into ``$RNNLAB_CACHE/torch_extensions/<tag>`` (``~/.cache/rnnlab`` without
-the variable), where ``<tag>`` names the Python and torch versions and the CPU, because the code is built with
-``-march=native``. Later processes load the cached library in well under a second; a source change rebuilds.
-They register ``torch.ops.rnnlab.{lstm,gru,rnn}_{forward,backward}`` (no Python module of their own).
+the variable), where ``<tag>`` names the Python and torch versions, the torch installation (a hash of its path and
+of its ``libtorch_cpu``'s size and time: two environments with the same torch version each keep their own build
+instead of rebuilding each other's) and the CPU, because the code is built with ``-march=native``. Later
+processes load the cached library in well under a second; a source change rebuilds. They register the kernels
+``torch.ops.rnnlab.{lstm,gru,rnn}_{forward,backward}`` (no Python module of their own), which the ops of
+:mod:`rnnlab.engine.ops` call. The order of the kernels' tensors and their flag bits come from
+:func:`rnnlab.engine.ops.layout_header`, written into the build directory as ``rnnlab_layout.h``.
 
 The GEMMs call the BLAS that libtorch_cpu exports (MKL's ``sgemm_``/``dgemm_``) directly; a torch without
 those symbols gets ``at::addmm_out`` instead. If the build fails, :func:`load` warns once (``RuntimeWarning``,
@@ -13,6 +17,7 @@ an error under the test suite's ``-W error``) and the fused backend runs the ref
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -23,6 +28,11 @@ import warnings
 from pathlib import Path
 
 import torch
+
+try:
+    import fcntl  # POSIX; elsewhere builds run without rnnlab's lock (torch's own still applies)
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp", "indrnn.cpp")
@@ -45,12 +55,24 @@ def _cpu_tag() -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def torch_tag() -> str:
+    """A short hash of the torch installation: its directory and its ``libtorch_cpu``'s size and mtime."""
+    root = Path(torch.__file__).resolve().parent
+    text = str(root)
+    try:
+        stat = (root / "lib" / "libtorch_cpu.so").stat()
+        text += f"|{stat.st_size}|{stat.st_mtime_ns}"
+    except OSError:
+        pass
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def build_directory() -> Path:
-    """Where the compiled kernels live: ``<cache>/torch_extensions/py<ver>-torch<ver>-<cpu>``."""
+    """Where the compiled kernels live: ``<cache>/torch_extensions/py<ver>-torch<ver>-<install>-<cpu>``."""
     root = os.environ.get(CACHE_ENV)
     cache = Path(root).expanduser() if root else Path.home() / ".cache" / "rnnlab"
     py = f"{sys.version_info.major}{sys.version_info.minor}"
-    tag = f"py{py}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}"
+    tag = f"py{py}-torch{torch.__version__.replace('+', '_')}-{torch_tag()}-{_cpu_tag()}"
     path = cache / "torch_extensions" / tag
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -66,11 +88,57 @@ def _torch_exports_blas() -> bool:
         return False
 
 
+LAYOUT_HEADER = "rnnlab_layout.h"
+
+
+def write_layout_header(directory: Path) -> Path:
+    """Write :func:`rnnlab.engine.ops.layout_header` into ``directory`` (only if it changed: a new mtime would
+    rebuild the kernels)."""
+    from rnnlab.engine import ops
+
+    path = directory / LAYOUT_HEADER
+    text = ops.layout_header()
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
 def compile_flags() -> list[str]:
-    """Compiler flags; they carry a hash of the headers, so that a header change rebuilds the kernels."""
+    """Compiler flags; they carry a hash of the headers (the generated layout too), so that a header change
+    rebuilds the kernels."""
+    from rnnlab.engine import ops
+
     blas = 1 if _torch_exports_blas() else 0
-    headers = hashlib.sha1(b"".join((CSRC / name).read_bytes() for name in HEADERS)).hexdigest()[:12]
+    texts = b"".join((CSRC / name).read_bytes() for name in HEADERS) + ops.layout_header().encode()
+    headers = hashlib.sha1(texts).hexdigest()[:12]
     return ["-O3", "-march=native", "-fopenmp", f"-DRNNLAB_BLAS={blas}", f"-DRNNLAB_HEADERS={headers}"]
+
+
+TORCH_LOCK = "lock"  # torch.utils.cpp_extension's FileBaton in the build directory
+BUILD_LOCK = "rnnlab-build.lock"
+
+
+@contextlib.contextmanager
+def _exclusive_build(directory: Path):
+    """Hold an OS lock (``flock``) on ``directory/rnnlab-build.lock`` while building or loading there.
+
+    torch's own build lock is a plain file (``lock``) that a process killed mid-build leaves behind, and every
+    later build then waits on it forever. The OS drops a ``flock`` when its process dies, and every rnnlab build
+    of this directory runs under it, so a torch ``lock`` found while holding it is stale and is removed.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(directory / BUILD_LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                (directory / TORCH_LOCK).unlink()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load() -> bool:
@@ -85,16 +153,19 @@ def load() -> bool:
             try:
                 from torch.utils import cpp_extension
 
-                cpp_extension.load(
-                    name="rnnlab_fused",
-                    sources=[str(CSRC / name) for name in SOURCES],
-                    extra_include_paths=[str(CSRC)],
-                    extra_cflags=compile_flags(),
-                    extra_ldflags=["-fopenmp"],
-                    build_directory=str(build_directory()),
-                    is_python_module=False,
-                    verbose=False,
-                )
+                directory = build_directory()
+                write_layout_header(directory)
+                with _exclusive_build(directory):
+                    cpp_extension.load(
+                        name="rnnlab_fused",
+                        sources=[str(CSRC / name) for name in SOURCES],
+                        extra_include_paths=[str(CSRC), str(directory)],
+                        extra_cflags=compile_flags(),
+                        extra_ldflags=["-fopenmp"],
+                        build_directory=str(directory),
+                        is_python_module=False,
+                        verbose=False,
+                    )
                 _status["loaded"] = True
             except Exception as exc:  # any build or load failure means: use the reference engine
                 _status["loaded"], _status["error"] = False, exc

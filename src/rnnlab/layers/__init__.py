@@ -16,6 +16,7 @@ from rnnlab.layers.factory import (
     variants_of,
 )
 from rnnlab.layers.modern import LRU, SLSTM, IndRNN, MinGRU, MinLSTM
+from rnnlab.layers.quantize import quantize_dynamic
 from rnnlab.layers.recurrent import Recurrent
 from rnnlab.layers.seq2seq import Seq2Seq
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
@@ -27,4 +28,4 @@ __all__ = ["AdditiveAttention", "Attention", "CTCHead", "MultiplicativeAttention
            "CELLS", "GRU", "GRUCell", "LRU", "LSTM", "LSTMCell", "RNN", "RNNCell", "SLSTM", "ClockworkRNN",
            "ConvGRU", "ConvLSTM", "ConvRNN", "DepthGatedLSTM", "IndRNN", "MinGRU", "MinLSTM", "Recurrent", "Stack",
            "build_layer", "check_cell", "default_variant", "has_keep_gate", "length_options", "mixed_families",
-           "needs_input_projection", "variants_of"]
+           "needs_input_projection", "quantize_dynamic", "variants_of"]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from rnnlab.cells import GRUMath, LSTMMath, RNNMath
 from rnnlab.cells.base import CellMath, check_positive_int
-from rnnlab.errors import InputError
+from rnnlab.errors import InputError, ShapeError, StateCountError
 
 
 class CellModule(nn.Module):
@@ -41,7 +41,7 @@ class CellModule(nn.Module):
         if input.dim() not in (1, 2):
             raise InputError(f"expected input of 1 (unbatched) or 2 (batched) dimensions, got {input.dim()}")
         if input.shape[-1] != self.input_size:
-            raise InputError(f"expected input with input_size {self.input_size} features, got {input.shape[-1]}")
+            raise ShapeError(f"expected input with input_size {self.input_size} features, got {input.shape[-1]}")
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)  # (B, I)
         sizes = self.cell.state_sizes()
@@ -50,11 +50,11 @@ class CellModule(nn.Module):
         else:
             state = (hx,) if isinstance(hx, Tensor) else tuple(hx)
             if len(state) != len(sizes):
-                raise InputError(f"expected {len(sizes)} state tensor(s), got {len(state)}")
+                raise StateCountError(f"expected {len(sizes)} state tensor(s), got {len(state)}")
             for s, n in zip(state, sizes, strict=True):
                 expected = (x.shape[0], n) if batched else (n,)
                 if tuple(s.shape) != expected:
-                    raise InputError(f"expected state of shape {expected}, got {tuple(s.shape)}")
+                    raise ShapeError(f"expected state of shape {expected}, got {tuple(s.shape)}")
             state = state if batched else tuple(s.unsqueeze(0) for s in state)
         p = self.cell.prepare(self.params())
         new = self.cell.step(self.cell.project_input(x, p), state, p)

@@ -8,6 +8,8 @@ Shape legend: ``T`` steps, ``B`` batch, ``I`` input size, ``H`` hidden size, ``P
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,8 +18,10 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnlab import engine
 from rnnlab.cells.base import CellMath, check_positive_int, check_rate
 from rnnlab.engine import Zoneout
-from rnnlab.errors import InputError
+from rnnlab.errors import InputError, NotATensorError, ShapeError, StateCountError
 from rnnlab.layers.regularisers import locked_dropout
+
+_autocast_warned = False
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -129,7 +133,7 @@ class Recurrent(nn.Module):
             x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
             return x, lengths.to(x.device), True
         if not isinstance(input, Tensor):
-            raise InputError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
+            raise NotATensorError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
         if input.dim() not in (2, 3):
             raise InputError(f"expected input of 2 (unbatched) or 3 (batched) dimensions, got {input.dim()}")
         if input.dim() == 2:
@@ -137,9 +141,13 @@ class Recurrent(nn.Module):
         else:
             x = input.transpose(0, 1) if self.batch_first else input
         if x.shape[-1] != self.input_size:
-            raise InputError(f"expected input with input_size {self.input_size} features, got {x.shape[-1]}")
+            raise ShapeError(f"expected input with input_size {self.input_size} features, got {x.shape[-1]}")
         if x.shape[0] == 0:
-            raise InputError("expected a sequence of at least 1 step, got 0")
+            raise ShapeError("expected a sequence of at least 1 step, got 0")
+        weight = next(iter(self.parameters()), None)
+        if weight is not None and x.dtype != weight.dtype:
+            raise InputError(f"expected input of dtype {weight.dtype} (the layer's), got {x.dtype}: convert the input "
+                             f"(input.to({weight.dtype})) or the layer (layer.to({x.dtype}))")
         return x, None, input.dim() == 3
 
     def state_layout(self) -> tuple[int, ...]:
@@ -155,20 +163,48 @@ class Recurrent(nn.Module):
                     for j in range(LD)]
         sizes = self.state_layout()
         tensors = (hx,) if isinstance(hx, Tensor) else tuple(hx) if isinstance(hx, (tuple, list)) else None
-        if tensors is None or len(tensors) != len(sizes) or not all(isinstance(t, Tensor) for t in tensors):
-            kind = "a Tensor" if len(sizes) == 1 else f"a tuple of {len(sizes)} Tensors"
-            raise InputError(f"expected hx to be {kind}, got {type(hx).__name__}")
+        kind = "a Tensor" if len(sizes) == 1 else f"a tuple of {len(sizes)} Tensors"
+        if tensors is None or not all(isinstance(t, Tensor) for t in tensors) or (len(sizes) == 1 and
+                                                                                  not isinstance(hx, Tensor)):
+            raise NotATensorError(f"expected hx to be {kind}, got {type(hx).__name__}")
+        if len(tensors) != len(sizes):
+            got = "Tensor" if isinstance(hx, Tensor) else f"a {type(hx).__name__} of {len(tensors)} Tensors"
+            raise StateCountError(f"expected hx to be {kind}, got {got}")
         names = ("h0", "c0", "s2", "s3")
         per_state = []
         for name, t, n in zip(names, tensors, sizes, strict=False):
             expected = (LD, batch_size, n) if batched else (LD, n)
             if tuple(t.shape) != expected:
-                raise InputError(f"expected {name} of shape {expected}, got {tuple(t.shape)}")
+                raise ShapeError(f"expected {name} of shape {expected}, got {tuple(t.shape)}")
             per_state.append(t if batched else t.unsqueeze(1))  # (L*D, B, n)
         return [tuple(s[j] for s in per_state) for j in range(LD)]
 
     # ---- forward -----------------------------------------------------------------------------------------
     def forward(self, input, hx=None):
+        """See the class docstring. Under ``torch.autocast`` the layer runs in its parameters' dtype (float32:
+        the kernels have no bf16/fp16 path) with autocast off inside, and says so once (``RuntimeWarning``)."""
+        device = input.data.device.type if isinstance(input, (Tensor, PackedSequence)) else "cpu"
+        if torch.is_autocast_enabled(device):
+            global _autocast_warned
+            if not _autocast_warned:
+                _autocast_warned = True
+                warnings.warn(
+                    f"rnnlab: {type(self).__name__} ignores autocast({torch.get_autocast_dtype(device)}): it runs "
+                    "in float32 (its parameters' dtype) and returns float32 outputs", RuntimeWarning, stacklevel=2)
+            with torch.autocast(device, enabled=False):
+                return self._forward(input, hx)
+        return self._forward(input, hx)
+
+    def __setattr__(self, name, value):
+        if name == "qconfig" and value is not None:  # torch.ao.quantization is preparing this layer
+            raise InputError(
+                f"torch.ao.quantization cannot convert rnnlab.{type(self).__name__} (torch has no quantized module "
+                "for it; it would stay float silently). Use rnnlab.quantize_dynamic(model, ...), which converts "
+                "vanilla rnnlab LSTM/GRU layers to torch's dynamic int8 modules, or leave the layer's type out of "
+                "the qconfig spec")
+        super().__setattr__(name, value)
+
+    def _forward(self, input, hx):
         x, lengths, batched = self._prepare_input(input)  # x (T, B, I)
         T, B, _ = x.shape
         states0 = self._initial_states(hx, B, batched, x)

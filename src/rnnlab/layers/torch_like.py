@@ -27,6 +27,12 @@ _COMMON_DOC = """
 """
 
 
+def _no_proj_size(options: dict) -> None:
+    """torch's RNN and GRU take ``proj_size`` only to refuse it with a ValueError; so do ours."""
+    if "proj_size" in options:
+        raise InputError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
 class RNN(Recurrent):
     """Elman RNN, ``torch.nn.RNN`` with the same arguments (``nonlinearity`` 4th).
 
@@ -39,6 +45,7 @@ class RNN(Recurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *,
                  layer_norm=False, **options):
+        _no_proj_size(options)
         if nonlinearity not in RNNMath.variants:
             raise InputError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity, self.layer_norm = nonlinearity, layer_norm
@@ -115,6 +122,7 @@ class GRU(Recurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None, *, variant="vanilla", layer_norm=False,
                  **options):
+        _no_proj_size(options)
         self.variant, self.layer_norm = variant, layer_norm
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, **options)

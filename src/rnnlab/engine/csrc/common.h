@@ -18,6 +18,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "rnnlab_layout.h"  // generated into the build directory from rnnlab/engine/ops.py
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

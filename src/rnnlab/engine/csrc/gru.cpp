@@ -32,11 +32,10 @@
 namespace rnnlab {
 namespace {
 
-enum Variant : int64_t { kVanilla = 0, kResetBefore, kMut1, kMut2, kMut3, kMgu };  // GRUMath.variants order
-constexpr int64_t kLayerNorm = 256;
-
-enum { GX, H0, W_HH, B_HH, LN_HH };  // inputs, in rnnlab/engine/fused.py's order
-enum { LENGTHS, MASK_H, MASK_UNUSED, PERIODS_UNUSED, CLOCK_UNUSED, X };  // aux; X, W_IH, B_IH: inference
+// The variant numbers (kVanilla, ..., kMgu), kLayerNorm, the order of the inputs (GX, H0, W_HH, B_HH, LN_HH)
+// and of the aux slots (LENGTHS, MASK_H, ..., X): generated from rnnlab/engine/ops.py (rnnlab_layout.h).
+using namespace layout;
+using namespace layout::gru;
 
 enum ZSource { kZFromH, kZFromTanhH, kZFromInput, kZIsR };
 
@@ -51,7 +50,7 @@ struct Spec {
 
   Spec(int64_t T_, int64_t B_, int64_t Dgx_, const Tensor& w_hh, int64_t flags, int64_t H_)
       : T(T_), B(B_), H(H_), Dgx(Dgx_), GHh(w_hh.size(0)) {
-    variant = flags & 255;
+    variant = flags & kVariantMask;
     ln = flags & kLayerNorm;
     TORCH_CHECK(variant >= kVanilla && variant <= kMgu, "rnnlab gru: unknown variant ", variant);
     reset_after = variant == kVanilla;

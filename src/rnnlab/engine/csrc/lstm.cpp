@@ -31,23 +31,10 @@
 namespace rnnlab {
 namespace {
 
-// Flags, set by rnnlab/engine/fused.py from the cell math.
-enum : int64_t {
-  kHasI = 1,        // the input gate has weights (not cifg / nig)
-  kHasF = 2,        // the forget gate has weights (not nfg)
-  kHasO = 4,        // the output gate has weights (not nog)
-  kCifg = 8,        // i = 1 - f
-  kNiaf = 16,       // no input activation
-  kNoaf = 32,       // no output activation
-  kPeephole = 64,   // p_i, p_f, p_o
-  kDepth = 128,     // depth-gated LSTM: gx = [gates | d | c^L]
-  kLayerNorm = 256  // LN of the recurrent product per gate block and of the cell
-};
-
-// inputs, in rnnlab/engine/fused.py's order
-enum { GX, H0, C0, W_HH, B_HH, LN_HH, PEEPHOLE, W_HR, LN_CELL_W, LN_CELL_B, W_DEPTH };
-// aux: packed lengths, zoneout masks of h and c, (clockwork entries unused here)
-enum { LENGTHS, MASK_H, MASK_C, PERIODS_UNUSED, CLOCK_UNUSED, X };  // X, W_IH, B_IH: inference input
+// The flags (kHasI, ..., kLayerNorm), the order of the inputs (GX, H0, C0, W_HH, ...) and of the aux slots
+// (LENGTHS, MASK_H, MASK_C, ..., X): generated from rnnlab/engine/ops.py (rnnlab_layout.h).
+using namespace layout;
+using namespace layout::lstm;
 
 struct Spec {
   int64_t T, B, H, P, GH, Dgx, GW;

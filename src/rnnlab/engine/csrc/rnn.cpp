@@ -16,9 +16,10 @@
 namespace rnnlab {
 namespace {
 
-constexpr int64_t kRelu = 1, kClockwork = 2, kLayerNorm = 256;
-enum { GX, H0, W_HH, B_HH, LN_HH };                    // inputs, in rnnlab/engine/fused.py's order
-enum { LENGTHS, MASK_H, MASK_UNUSED, PERIODS, CLOCK0, X };  // aux; X, W_IH, B_IH: inference input
+// The flags (kRelu, kClockwork, kLayerNorm), the order of the inputs (GX, H0, W_HH, B_HH, LN_HH) and of the aux
+// slots (LENGTHS, MASK_H, PERIODS, CLOCK0, X, ...): generated from rnnlab/engine/ops.py (rnnlab_layout.h).
+using namespace layout;
+using namespace layout::rnn;
 
 template <typename T> Keep<T> make_rnn_keep(const OptTensors& aux, double zoneout_rate, int64_t B, int64_t H) {
   Keep<T> keep = make_keep<T>(get(aux, LENGTHS), get(aux, MASK_H), zoneout_rate, B, H);
