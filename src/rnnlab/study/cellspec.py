@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnlab.errors import InputError
-from rnnlab.layers import check_cell, default_variant, variants_of
+from rnnlab.layers import CELLS, check_cell, default_variant, variants_of
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ def parse_cells(text: str) -> list[CellSpec]:
         if not item:
             raise InputError(f"empty cell spec in {text!r}; expected e.g. 'rnn,lstm,gru,lstm:peephole'")
         cell, _, variant = item.partition(":")
-        try:
-            check_cell(cell)
-        except InputError as exc:
-            raise InputError(f"{exc} (in cell spec {item!r})") from None
+        if "+" not in cell and cell not in CELLS:
+            raise InputError(f"unknown cell {cell!r} in cell spec {item!r}; expected one of: {', '.join(CELLS)}, "
+                             "or families joined by '+' (a mixed stack, e.g. lstm+gru)")
+        check_cell(cell)  # a mixed stack: names its unknown family
         variant = variant or default_variant(cell)
         if variant not in variants_of(cell):
             raise InputError(f"unknown {cell} variant {variant!r} in cell spec {item!r}; expected one of: "
