@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnlab.data.files import is_missing, read_table, to_numeric
+from rnnlab.data.files import is_missing, read_table, time_in_seconds, to_numeric
 from rnnlab.data.scaling import Standardizer
 from rnnlab.errors import InputError, InputWarning
 
@@ -64,24 +64,6 @@ class EventData:
     raw: pd.DataFrame
     starts: np.ndarray
     cut_times: tuple[float, float]
-
-
-def _seconds(column: pd.Series, name: str, source: str) -> np.ndarray:
-    """A time column as float seconds: numbers as they are, else parsed dates."""
-    values = column.tolist()
-    for row, value in enumerate(values):
-        if is_missing(value):
-            raise InputError(f"time column '{name}' of {source} is empty at data row {row + 1}")
-    try:
-        return to_numeric(column, name, source).to_numpy()
-    except InputError:
-        pass
-    parsed = pd.to_datetime(pd.Series([str(v) for v in values]), errors="coerce", format="mixed", utc=True)
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        raise InputError(f"time column '{name}' of {source} must hold numbers or dates; found {values[bad[0]]!r} "
-                         f"at data row {bad[0] + 1}")
-    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
 
 
 def _labels(column: pd.Series, name: str, source: str) -> np.ndarray:
@@ -135,7 +117,7 @@ def prepare_events(
     if len(np.unique(labels)) < 2:
         raise InputError(f"label column '{label_column}' of {source} has one class only ({int(labels[0])}); "
                          f"classification needs both 0 and 1")
-    seconds = _seconds(table[time_column], time_column, source)
+    seconds = time_in_seconds(table[time_column], time_column, source)
     entities = table[entity_column].astype(str).to_numpy()
     codes, entity_index = np.unique(entities, return_inverse=True)
     row_order = np.lexsort((seconds, entity_index))  # by entity, then time (stable)

@@ -109,6 +109,27 @@ def to_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
     return pd.Series(out, index=values.index, name=values.name)
 
 
+def time_in_seconds(column: pd.Series, name: str, source: str) -> np.ndarray:
+    """A time column as float seconds: numbers as they are, else parsed dates (seconds since the epoch, UTC).
+
+    Raises InputError at the first empty value, or at the first value that is neither a number nor a date.
+    """
+    values = column.tolist()
+    for row, value in enumerate(values):
+        if is_missing(value):
+            raise InputError(f"time column '{name}' of {source} is empty at data row {row + 1}")
+    try:
+        return to_numeric(column, name, source).to_numpy()
+    except InputError:
+        pass
+    parsed = pd.to_datetime(pd.Series([str(v) for v in values]), errors="coerce", format="mixed", utc=True)
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        raise InputError(f"time column '{name}' of {source} must hold numbers or dates; found {values[bad[0]]!r} "
+                         f"at data row {bad[0] + 1}")
+    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
+
+
 def is_missing(value: Any) -> bool:
     """True for a gap: None, NaN, or a string in :data:`MISSING_MARKERS` (after stripping, any case)."""
     if value is None:

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from rnnlab.data.files import is_missing, read_table, to_numeric
+from rnnlab.data.files import is_missing, read_table, time_in_seconds, to_numeric
 from rnnlab.data.packages import package_data_path
 from rnnlab.data.scaling import Standardizer
 from rnnlab.data.split import Labelled, split_indices, take
@@ -217,7 +216,7 @@ def read_sequence_table(
     frame[label_column] = [str(v).strip() for v in labels]
     frame["__row"] = np.arange(len(frame))
     if time_column:
-        frame["__time"] = _sortable_time(frame[time_column], time_column, source)
+        frame["__time"] = time_in_seconds(frame[time_column], time_column, source)
     sequences, sequence_labels, ids, unsorted = [], [], [], 0
     for key, group in frame.groupby(id_column, sort=False):
         if time_column:
@@ -245,20 +244,3 @@ def read_sequence_table(
     rows = split_indices(len(y), valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, stratify=y)
     return scale_and_split(Path(path).stem, {s: (take(sequences, r), y[r]) for s, r in vars(rows).items()},
                            classes, list(channel_columns))
-
-
-def _sortable_time(column: pd.Series, name: str, source: str) -> np.ndarray:
-    """A time column as sortable numbers: the numbers themselves, else dates as nanoseconds."""
-    for row, value in enumerate(column.tolist()):
-        if is_missing(value):
-            raise InputError(f"time column '{name}' of {source} is empty at data row {row + 1}")
-    try:
-        return to_numeric(column, name, source).to_numpy()
-    except InputError:
-        pass
-    parsed = pd.to_datetime(pd.Series([str(v) for v in column.tolist()]), errors="coerce", format="mixed")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        raise InputError(f"time column '{name}' of {source} must hold numbers or dates; found "
-                         f"{column.iloc[bad[0]]!r} at data row {bad[0] + 1}")
-    return parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
