@@ -7,11 +7,13 @@
 Cells whose recurrence is linear in the state (minGRU, minLSTM, LRU) run on the ``"fused"`` backend as a
 parallel scan (:mod:`rnnlab.engine.scan`), and IndRNN on its own kernel (:mod:`rnnlab.engine.indrnn`), unless
 zoneout or a probe needs the steps one by one. With ``"fused"`` on a CUDA device, and under the classic ONNX
-exporter, :mod:`rnnlab.engine.native` routes torch's own configurations to torch's kernels (see there).
+exporter, :mod:`rnnlab.engine.native` routes torch's own configurations to torch's kernels (see there). Under the
+dynamo ONNX exporter every configuration runs the reference step inside torch's ``scan`` (:mod:`rnnlab.engine.export`),
+which becomes ONNX's ``Scan`` with a dynamic sequence length.
 """
 
 from rnnlab.cells.probe import active_probe
-from rnnlab.engine import fused, indrnn, native, scan
+from rnnlab.engine import export, fused, indrnn, native, scan
 from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -30,6 +32,9 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     """:func:`run` on ``gx = cell.project_input(x, p)`` (``x`` ``(T, B, I)``), projected by the engine: the
     reference projects every step at once; the fused engine too in training, and in inference a few steps
     at a time inside its kernel."""
+    if export.exporting_to_onnx():
+        return export.run_scan(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
+                               all_states=all_states)
     way = native.route(cell, x, zoneout, all_states, backend=backend)
     if way == "native":
         return native.run_native(cell, x, state0, p, lengths=lengths)
