@@ -5,6 +5,7 @@ from rnnlab.layers import (
     GRU,
     LRU,
     LSTM,
+    RGLRU,
     RNN,
     SLSTM,
     AdditiveAttention,
@@ -30,6 +31,6 @@ from rnnlab.layers import (
 __version__ = "0.1.0"
 
 __all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq", "ConvGRU", "ConvLSTM", "ConvRNN",
-           "GRU", "LRU", "LSTM", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN", "InputError",
-           "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
+           "GRU", "LRU", "LSTM", "RGLRU", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN",
+           "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
            "quantize_dynamic"]

@@ -1,4 +1,4 @@
-"""The families beyond the classic cells (issue 14): IndRNN, minGRU, minLSTM, LRU, sLSTM and mixed stacks.
+"""The families beyond the classic cells (issue 14): IndRNN, minGRU, minLSTM, LRU, RG-LRU, sLSTM and mixed stacks.
 
 The parallel scans equal stepping (float64); hand-computed numbers from the papers' equations; the papers'
 initialisations and bounds; the errors of bad hyperparameters.
@@ -12,12 +12,13 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab
 from rnnlab.cells.minimal import g, log_g
-from rnnlab.engine.scan import diagonal_scan, log_space_scan
+from rnnlab.engine.scan import diagonal_scan, linear_scan, log_space_scan
 
 SCANNED = {
     "mingru": lambda **kw: rnnlab.MinGRU(3, 5, **kw),
     "minlstm": lambda **kw: rnnlab.MinLSTM(3, 5, **kw),
     "lru": lambda **kw: rnnlab.LRU(3, 5, state_size=4, **kw),
+    "rglru": lambda **kw: rnnlab.RGLRU(3, 6, num_heads=3, **kw),
 }
 
 
@@ -78,9 +79,24 @@ def test_diagonal_scan_equals_the_loop_for_any_length(T):
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("T", [1, 2, 15, 16, 17, 250, 1000])
+def test_linear_scan_equals_the_loop_for_any_length_and_sign(T):
+    """Chunks of 4 (so T = 250 and 1000 recurse over chunks of chunks); a of either sign, b of any sign."""
+    torch.manual_seed(0)
+    a = 2 * torch.rand(T, 2, 3, dtype=torch.double) - 1
+    b = torch.randn(T, 2, 3, dtype=torch.double)
+    h0 = torch.randn(2, 3, dtype=torch.double)
+    h, expected = h0, []
+    for t in range(T):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(linear_scan(a, b, h0, chunk=4), torch.stack(expected), rtol=1e-12, atol=1e-12)
+
+
 def test_scan_stays_finite_over_4000_steps_in_float32():
     torch.manual_seed(0)
-    for layer in (rnnlab.MinGRU(2, 8), rnnlab.MinLSTM(2, 8), rnnlab.LRU(2, 8, r_min=0.0, r_max=1.0)):
+    for layer in (rnnlab.MinGRU(2, 8), rnnlab.MinLSTM(2, 8), rnnlab.LRU(2, 8, r_min=0.0, r_max=1.0),
+                  rnnlab.RGLRU(2, 8, r_min=0.001, r_max=0.999999)):
         out, _ = layer(torch.randn(4000, 2, 2))
         assert torch.isfinite(out).all()
 
@@ -123,6 +139,36 @@ def test_minlstm_normalises_its_gates():
     h2 = f / (f + i) * h1 + i / (f + i) * 1.0
     torch.testing.assert_close(out.flatten(), torch.tensor([h1, h2], dtype=torch.double))
     torch.testing.assert_close(out.flatten()[0], torch.tensor(0.36210968865333093, dtype=torch.double))
+
+
+def test_rglru_numbers():
+    """The authors' update with a_param = 0 and zero gate weights: r = i = sigmoid(0) = 1/2, log a =
+    -8 * 1/2 * softplus(0) = -4 log 2, so a = 1/16 and sqrt(1 - a^2) = sqrt(255)/16; u = 2x."""
+    layer = rnnlab.RGLRU(1, 1).double()
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", 2.0), ("bias_ih_l0", 0.0), ("weight_a_l0", 0.0), ("weight_x_l0", 0.0),
+                            ("bias_a_l0", 0.0), ("bias_x_l0", 0.0), ("a_param_l0", 0.0)):
+            getattr(layer, name).fill_(value)
+    x = torch.tensor([[[1.0]], [[-0.5]]], dtype=torch.double)
+    out, h = layer(x, torch.tensor([[[3.0]]], dtype=torch.double))
+    h1 = 3.0 / 16 + math.sqrt(255) / 16 * 0.5 * 2.0
+    h2 = h1 / 16 + math.sqrt(255) / 16 * 0.5 * -1.0
+    torch.testing.assert_close(out.flatten(), torch.tensor([h1, h2], dtype=torch.double))
+    torch.testing.assert_close(out.flatten()[0], torch.tensor(1.185544963916957, dtype=torch.double))
+
+
+def test_rglru_gates_are_block_diagonal_per_head():
+    """Head 1's units of u do not reach head 0's gates: a change there leaves head 0's output alone."""
+    torch.manual_seed(0)
+    layer = rnnlab.RGLRU(4, 4, num_heads=2).double()
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(torch.eye(4, dtype=torch.double))
+    x = torch.randn(3, 1, 4, dtype=torch.double)
+    y = x.clone()
+    y[..., 2:] += 1.0
+    a, b = layer(x)[0], layer(y)[0]
+    torch.testing.assert_close(a[..., :2], b[..., :2])
+    assert not torch.allclose(a[..., 2:], b[..., 2:])
 
 
 def test_slstm_stabiliser_changes_nothing_but_the_scale():
@@ -215,6 +261,20 @@ def test_lru_initialisation_follows_the_paper():
     assert layer.weight_in_re_l0.std().item() == pytest.approx(1 / math.sqrt(8), rel=0.1)
 
 
+def test_rglru_initialisation_follows_the_authors_code():
+    """exp(-softplus(a_param)) uniform on the ring [0.9, 0.999]: its square uniform in [0.81, 0.998]; gate
+    weights N(0, 1/d), biases 0, the input projection N(0, 1/I)."""
+    torch.manual_seed(0)
+    layer = rnnlab.RGLRU(16, 4000, num_heads=100)
+    radius = torch.exp(-torch.nn.functional.softplus(layer.a_param_l0.double()))
+    assert radius.min() >= 0.9 - 1e-6 and radius.max() <= 0.999 + 1e-6
+    assert (radius ** 2).mean().item() == pytest.approx((0.81 + 0.998) / 2, abs=0.003)
+    assert layer.weight_a_l0.std().item() == pytest.approx(1 / math.sqrt(40), rel=0.05)
+    assert layer.weight_ih_l0.std().item() == pytest.approx(1 / 4, rel=0.05)
+    assert not layer.bias_a_l0.any() and not layer.bias_x_l0.any() and not layer.bias_ih_l0.any()
+    assert layer.weight_a_l0.shape == (4000, 40)
+
+
 def test_lru_normalisation_keeps_the_state_variance_of_white_noise():
     """γ = sqrt(1 - |λ|^2) makes E|x_t|^2 = E|Bu|^2 in the stationary regime, however close |λ| is to 1."""
     torch.manual_seed(0)
@@ -268,6 +328,15 @@ def test_mixed_stack_equals_its_layers_run_by_hand_and_takes_packed_input():
     (lambda: rnnlab.LRU(3, 4, state_size=0), "state_size must be positive, got 0"),
     (lambda: rnnlab.LRU(3, 4, max_phase=-1.0), "max_phase must be > 0, got -1.0"),
     (lambda: rnnlab.LRU(3, 4, forget_bias=1.0), "forget_bias does not apply to lru"),
+    (lambda: rnnlab.RGLRU(3, 6, num_heads=4), "RG-LRU num_heads must divide hidden_size: got hidden_size=6, "
+     "num_heads=4"),
+    (lambda: rnnlab.RGLRU(3, 6, c=0.0), r"gate scale c must be > 0 \(the paper's 8\), got 0.0"),
+    (lambda: rnnlab.RGLRU(3, 6, c="8"), "c must be a number, got str"),
+    (lambda: rnnlab.RGLRU(3, 6, r_min=0.99, r_max=0.9), "needs 0 < r_min < r_max < 1.*got r_min=0.99, r_max=0.9"),
+    (lambda: rnnlab.RGLRU(3, 6, r_max=1.0), r"radius range needs 0 < r_min < r_max < 1 \(a decay in \(0, 1\)\)"),
+    (lambda: rnnlab.RGLRU(3, 6, r_min=float("nan")), "r_min must be a finite number, got nan"),
+    (lambda: rnnlab.RGLRU(3, 6, forget_bias=1.0), "forget_bias does not apply to rglru"),
+    (lambda: rnnlab.RGLRU(3, 6, weight_drop=0.2), "weight_drop drops recurrent weights, and rglru has none"),
     (lambda: rnnlab.SLSTM(3, 6, num_heads=4), "num_heads must divide hidden_size: got hidden_size=6, num_heads=4"),
     (lambda: rnnlab.SLSTM(3, 6, num_heads=0), "num_heads must be positive, got 0"),
     (lambda: rnnlab.SLSTM(3, 6, variant="mlstm"), "unknown slstm variant 'mlstm'; expected one of: vanilla"),

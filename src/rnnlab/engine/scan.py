@@ -1,4 +1,5 @@
-"""Parallel scans: the fast path of the cells whose recurrence is linear in the state (minGRU, minLSTM, LRU).
+"""Parallel scans: the fast path of the cells whose recurrence is linear in the state (minGRU, minLSTM, LRU,
+RG-LRU).
 
 Such a cell computes :math:`h_t = a_t \\odot h_{t-1} + b_t` with ``a_t, b_t`` known for every step before the
 loop (its gates read the input only), so the whole sequence is a prefix scan instead of ``T`` dependent steps:
@@ -9,7 +10,13 @@ loop (its gates read the input only), so the whole sequence is a prefix scan ins
 - :func:`diagonal_scan`: a constant complex diagonal :math:`a_t = \\lambda` (the LRU), in chunks of ``K`` steps:
   inside a chunk one batched product with the ``K x K`` matrix :math:`L_{ts} = \\lambda^{t-s}` (``t >= s``),
   across chunks a carry :math:`x_{cK-1}` taken ``T/K`` times. Only non-negative powers of :math:`\\lambda` appear,
-  so nothing overflows however long the sequence.
+  so nothing overflows however long the sequence;
+- :func:`linear_scan`: real :math:`a_t, b_t` of any sign (the RG-LRU, whose ``b`` has no logarithm), a chunked
+  scan in linear space: inside every chunk of ``K`` steps a loop of ``K`` vectorised steps over all chunks at
+  once, from a zero state, keeping the chunk's running product of ``a``; the states before the chunks are the
+  same recurrence over the ``T/K`` chunk summaries (recursively); then one fused multiply-add puts them in.
+  ``O(T)`` work, ``O(K log_K T)`` sequential operations, and only products of the given ``a`` (nothing
+  overflows while ``|a| <= 1``).
 
 Both are plain torch ops, differentiated by autograd. :func:`run_scan` runs a cell this way under the contract of
 :func:`rnnlab.engine.reference.run_reference` (which stays the spec: tests hold the two together in float64).
@@ -23,11 +30,37 @@ from torch import Tensor
 from rnnlab.cells.base import CellMath, Params, State
 
 CHUNK = 64  # steps per chunk of the diagonal scan
+LINEAR_CHUNK = 16  # steps per chunk of the linear scan
 
 
 def supports(cell: CellMath) -> bool:
-    """True if ``cell`` has a parallel form (``cell.scan`` is ``"log"`` or ``"diagonal"``)."""
-    return getattr(cell, "scan", None) in ("log", "diagonal")
+    """True if ``cell`` has a parallel form (``cell.scan`` is ``"log"``, ``"diagonal"`` or ``"linear"``)."""
+    return getattr(cell, "scan", None) in ("log", "diagonal", "linear")
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int = LINEAR_CHUNK) -> Tensor:
+    """``h`` ``(T, B, H)`` of :math:`h_t = a_t h_{t-1} + b_t` from ``a, b`` ``(T, B, H)`` and ``h0`` ``(B, H)``."""
+    T = b.shape[0]
+    K = max(2, chunk)
+    if T <= K:  # a short sequence: its steps
+        states, h = [], h0
+        for t in range(T):
+            h = a[t] * h + b[t]
+            states.append(h)
+        return torch.stack(states)
+    C = -(-T // K)  # chunks
+    if C * K != T:  # steps after the end change nothing before it
+        pad = (C * K - T, *b.shape[1:])
+        a, b = torch.cat([a, a.new_zeros(pad)]), torch.cat([b, b.new_zeros(pad)])
+    a4, b4 = a.unflatten(0, (C, K)), b.unflatten(0, (C, K))  # (C, K, B, H)
+    prods, local = [a4[:, 0]], [b4[:, 0]]  # per step k of every chunk: prod a, state from zero, (C, B, H)
+    for k in range(1, K):
+        prods.append(a4[:, k] * prods[-1])
+        local.append(a4[:, k] * local[-1] + b4[:, k])
+    prod, state = torch.stack(prods, 1), torch.stack(local, 1)  # (C, K, B, H)
+    ends = linear_scan(prod[:, -1], state[:, -1], h0, chunk)  # (C, B, H): the state after each chunk
+    before = torch.cat([h0.unsqueeze(0), ends[:-1]])  # (C, B, H): the state before each chunk
+    return (prod * before.unsqueeze(1) + state).flatten(0, 1)[:T]
 
 
 def log_space_scan(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
@@ -73,6 +106,9 @@ def run_scan(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Te
     if cell.scan == "log":
         log_a, log_b = cell.log_coefficients(gx)
         states: State = (log_space_scan(log_a, log_b, state0[0]),)
+    elif cell.scan == "linear":
+        a, b = cell.linear_coefficients(gx, p)
+        states = (linear_scan(a, b, state0[0]),)
     else:
         log_lam, b, x0 = cell.diagonal_terms(gx, state0, p)
         states = cell.diagonal_states(diagonal_scan(log_lam, b, x0), gx, p)

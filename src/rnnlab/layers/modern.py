@@ -1,16 +1,16 @@
 """The recurrent families beyond the classic cells, behind the same layer contract as ``rnnlab.LSTM``:
-``IndRNN`` (Li et al. 2018), ``MinGRU`` and ``MinLSTM`` (Feng et al. 2024), ``LRU`` (Orvieto et al. 2023) and
-``SLSTM`` (xLSTM's sLSTM, Beck et al. 2024).
+``IndRNN`` (Li et al. 2018), ``MinGRU`` and ``MinLSTM`` (Feng et al. 2024), ``LRU`` (Orvieto et al. 2023),
+``RGLRU`` (Hawk/Griffin's RG-LRU, De et al. 2024) and ``SLSTM`` (xLSTM's sLSTM, Beck et al. 2024).
 
 Each takes torch's layer arguments (``input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
 dropout=0.0, bidirectional=False, device, dtype``), batched, unbatched and packed inputs and an optional initial
 state, and returns ``(output, h_n)`` or ``(output, (h_n, ...))`` as torch's layers do (every state tensor
 ``(L*D, B, n)``). Stepping a layer with its carried state equals the full run. Their equations, parameter names
 and where they differ from the papers' code are in the cell modules (:mod:`rnnlab.cells.indrnn`,
-:mod:`rnnlab.cells.minimal`, :mod:`rnnlab.cells.lru`, :mod:`rnnlab.cells.slstm`).
+:mod:`rnnlab.cells.minimal`, :mod:`rnnlab.cells.lru`, :mod:`rnnlab.cells.rglru`, :mod:`rnnlab.cells.slstm`).
 
-Engines: minGRU, minLSTM and the LRU run as parallel scans (:mod:`rnnlab.engine.scan`) on the default backend;
-``backend="reference"`` steps them. IndRNN and sLSTM step through the reference loop.
+Engines: minGRU, minLSTM, the LRU and the RG-LRU run as parallel scans (:mod:`rnnlab.engine.scan`) on the
+default backend; ``backend="reference"`` steps them. IndRNN runs its compiled kernel (a registered op).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rnnlab.cells.base import CellMath
 from rnnlab.cells.indrnn import IndRNNMath
 from rnnlab.cells.lru import LRUMath
 from rnnlab.cells.minimal import MinGRUMath, MinLSTMMath
+from rnnlab.cells.rglru import GATE_SCALE, RGLRUMath
 from rnnlab.cells.slstm import SLSTMMath
 from rnnlab.layers.recurrent import Recurrent
 
@@ -95,6 +96,30 @@ class LRU(Recurrent):
     def make_cell(self, layer: int) -> CellMath:
         return LRUMath(self.hidden_size, state_size=self.state_size, r_min=self.r_min, r_max=self.r_max,
                        max_phase=self.max_phase)
+
+
+class RGLRU(Recurrent):
+    """Real-gated linear recurrent unit (Hawk/Griffin): :math:`h_t = a_t \\odot h_{t-1} + \\sqrt{1 - a_t^2}
+    \\odot (i_t \\odot u_t)`, :math:`u_t = W x_t + b`, :math:`a_t = \\exp(-c\\, r_t\\, \\mathrm{softplus}(\\Lambda))`,
+    the recurrence gate :math:`r_t` and input gate :math:`i_t` block-diagonal sigmoid maps of :math:`u_t`.
+
+    Keyword-only: ``num_heads=1`` (blocks of the gates' maps; must divide ``hidden_size``), ``c=8`` (the gate
+    scale), ``r_min=0.9``, ``r_max=0.999`` (the ring the decay is initialised on, ``0 < r_min < r_max < 1``).
+    Runs as a chunked parallel scan. Parameters per layer ``k``: ``weight_ih_l{k}`` ``(H, I_k)``,
+    ``bias_ih_l{k}`` ``(H,)``, ``weight_a_l{k}``, ``weight_x_l{k}`` ``(H, H/num_heads)`` (the heads' blocks),
+    ``bias_a_l{k}``, ``bias_x_l{k}``, ``a_param_l{k}`` ``(H,)``. State ``h_n`` ``(L*D, B, H)``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, num_heads=1, c=GATE_SCALE, r_min=0.9, r_max=0.999,
+                 **options):
+        self.num_heads, self.c, self.r_min, self.r_max = num_heads, c, r_min, r_max
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device, dtype, **options)
+
+    def make_cell(self, layer: int) -> CellMath:
+        return RGLRUMath(self.hidden_size, bias=self.bias, num_heads=self.num_heads, c=self.c, r_min=self.r_min,
+                         r_max=self.r_max)
 
 
 class SLSTM(Recurrent):

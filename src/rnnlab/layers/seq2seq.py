@@ -209,8 +209,9 @@ class Seq2Seq(nn.Module):
                 tildes.append(tilde_t)
                 all_weights.append(weights_t)
             tilde, weights = torch.cat(tildes, dim=1), torch.cat(all_weights, dim=1)  # (B, T, P), (B, T, S)
-        logits = self.output(self.dropout(tilde))  # (B, T, V)
-        return logits.transpose(0, 1), weights.transpose(0, 1)
+        # time-major before the output layer: transposing (B, T, P) is cheaper than copying (B, T, V) logits
+        logits = self.output(self.dropout(tilde.transpose(0, 1)))  # (T, B, V)
+        return logits, weights.transpose(0, 1)
 
     def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor, *,
                 return_attention: bool = False):
@@ -218,6 +219,29 @@ class Seq2Seq(nn.Module):
         ``(T, B)``; with ``return_attention`` also the weights ``(T, B, S)``."""
         logits, weights = self.decode(self.encode(source, source_lengths), target_inputs)
         return (logits, weights) if return_attention else logits
+
+    @torch.no_grad()
+    def align(self, source: Tensor, source_lengths: Tensor, hypotheses: list[list[int]]) -> list[list[int]]:
+        """The source position each token of each hypothesis attended to most: for hypothesis ``y`` of source
+        ``b`` (ids without ``bos``/``eos``, as :meth:`greedy` and :meth:`beam_search` return them), ``a_t =
+        argmax_s \\alpha_{t,s}`` of the teacher-forced pass of ``[bos, y]`` (in the model's current mode:
+        call ``eval()`` first for the decoding weights). Luong et al. (2015)'s unknown-word replacement reads
+        it: an ``<unk>`` output is replaced by the source word it attended to.
+
+        Returns one list of ``len(y)`` positions in ``[0, source_lengths[b])`` per hypothesis.
+        """
+        B = source.shape[1]
+        if len(hypotheses) != B:
+            raise InputError(f"expected {B} hypotheses (one per source), got {len(hypotheses)}")
+        T = max([len(h) for h in hypotheses] + [1])
+        target_inputs = torch.full((T, B), self.pad_id, dtype=torch.long, device=source.device)
+        target_inputs[0] = self.bos_id
+        for b, words in enumerate(hypotheses):
+            if len(words) > 1:
+                target_inputs[1:len(words), b] = torch.as_tensor(words[:-1], dtype=torch.long)
+        _, weights = self.decode(self.encode(source, source_lengths), target_inputs)  # (T, B, S)
+        best = weights.argmax(-1)  # (T, B): padded source positions have weight 0
+        return [best[:len(words), b].tolist() for b, words in enumerate(hypotheses)]
 
     # ------------------------------------------------------------------------------------------------ search
     @torch.no_grad()

@@ -120,6 +120,8 @@ class Translate(Task):
         TaskOption("beam_size", int, 5, "beam width of test-time decoding (1: greedy)", min_value=1),
         TaskOption("length_penalty", float, 1.0, "alpha of the length normalisation score / length^alpha",
                    min_value=0.0),
+        TaskOption("replace_unknown", bool, True, "replace each <unk> of a translation by the source word it "
+                   "attended to most (names, numbers)"),
         TaskOption("io_dropout", float, 0.2, "dropout on the embeddings and the attentional vectors", min_value=0.0),
         TaskOption("split_seed", int, 0, "seed of the train/valid/test split", min_value=0),
     )
@@ -240,13 +242,15 @@ class Translate(Task):
         """The pairs of ``split`` sorted by source length. Batches of the test and train splits are also decoded
         (``extra["references"]``); validation (during training) only scores the references."""
         pairs = self.encoded(split)
-        references = self.texts(split)[1]
+        sources, references = self.texts(split)
+        tokenize = self.vocabs[0].tokenizer.tokenize
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
             extra = {"first": start == 0, "index": index}
             if split != "valid":
                 extra["references"] = [references[i] for i in index]
+                extra["source_tokens"] = [tokenize(sources[i]) for i in index]
             yield self.make_batch([pairs[i] for i in index], **extra)
 
     # ------------------------------------------------------------------------------------------------- model
@@ -272,17 +276,29 @@ class Translate(Task):
         logits = model(batch.inputs, batch.lengths, batch.extra["target_inputs"])  # (T, B, V)
         translations = None
         if "references" in batch.extra and not model.training:
-            translations = self.translate_ids(model, batch.inputs, batch.lengths)
+            translations = self.translate_ids(model, batch.inputs, batch.lengths,
+                                              source_tokens=batch.extra.get("source_tokens"))
         return TranslationOutputs(logits, translations), None
 
     def translate_ids(self, model: nn.Module, source: torch.Tensor, lengths: torch.Tensor,
-                      beam_size: int | None = None) -> list[str]:
-        """Beam-search translations of a batch of source ids ``(S, B)``, as text."""
+                      beam_size: int | None = None, source_tokens: Sequence[Sequence[str]] | None = None,
+                      ) -> list[str]:
+        """Beam-search translations of a batch of source ids ``(S, B)``, as text. With ``--replace-unknown``
+        and the ``source_tokens`` of each source (its words, as tokenised for the ids), every ``<unk>`` output
+        is replaced by the source word it attended to most (Luong et al. 2015, :meth:`Seq2Seq.align`): names
+        and numbers outside the target vocabulary are copied."""
         s = self.settings
         beam = s["beam_size"] if beam_size is None else beam_size
         ids = model.beam_search(source, lengths, max_len=s["max_len"] + 5, beam_size=beam,
                                 length_penalty=s["length_penalty"])
-        return [self.vocabs[1].decode(words) for words in ids]
+        target = self.vocabs[1]
+        words = [target.decode_tokens(h) for h in ids]
+        unk = target.unk_id
+        if s["replace_unknown"] and source_tokens is not None and any(unk in h for h in ids):
+            for k, (h, where) in enumerate(zip(ids, model.align(source, lengths, ids), strict=True)):
+                words[k] = [source_tokens[k][p] if i == unk and p < len(source_tokens[k]) else w
+                            for i, w, p in zip(h, words[k], where, strict=True)]
+        return [target.tokenizer.detokenize(w) for w in words]
 
     # -------------------------------------------------------------------------------------- loss and metrics
     def loss(self, outputs: TranslationOutputs, batch: Batch) -> torch.Tensor:
@@ -361,13 +377,15 @@ class Translate(Task):
         if not texts:
             raise InputError("expected a sentence to translate (or a file of sentences), got none")
         source_vocab = self.vocabs[0]
-        encoded = []
+        encoded, tokens = [], []
         for k, text in enumerate(texts):
-            ids = source_vocab.encode(text) if isinstance(text, str) else np.zeros(0, dtype=np.int64)
-            if len(ids) == 0:
+            words = source_vocab.tokenizer.tokenize(text)[: self.settings["max_len"] * 2] \
+                if isinstance(text, str) else []
+            if len(words) == 0:
                 where = "the sentence" if len(texts) == 1 else f"sentence {k + 1}"
                 raise InputError(f"{where} to translate has no words")
-            encoded.append(ids[: self.settings["max_len"] * 2])
+            encoded.append(source_vocab.encode_tokens(words))
+            tokens.append(words)
         device = next(model.parameters()).device
         out: list[str] = [""] * len(texts)
         model.eval()
@@ -376,8 +394,9 @@ class Translate(Task):
             for start in range(0, len(order), batch_size):
                 index = order[start:start + batch_size]
                 batch = self.make_batch([(encoded[i], np.zeros(1, dtype=np.int64)) for i in index])
-                for i, text in zip(index, self.translate_ids(model, batch.inputs.to(device), batch.lengths,
-                                                             beam_size), strict=True):
+                translations = self.translate_ids(model, batch.inputs.to(device), batch.lengths, beam_size,
+                                                  source_tokens=[tokens[i] for i in index])
+                for i, text in zip(index, translations, strict=True):
                     out[i] = text
         return out
 
