@@ -7,8 +7,8 @@ kernels for vanilla configurations on CUDA (the dispatch tested on the CPU); aut
 The default suite runs one case of each check per family (and a variant or two); the sweeps over every variant are
 marked slow."""
 
+import contextlib
 import io
-import traceback
 import warnings
 
 import pytest
@@ -108,17 +108,51 @@ def test_onnx_export_of_a_variant_raises_naming_it(config_id, backend):
         torch.onnx.export(layer, (torch.randn(5, 2, i),), io.BytesIO(), dynamo=False)
 
 
-def test_dynamo_onnx_exporter_raises_with_the_reason():
+def _dynamo_onnx_session(layer, x, dynamic_shapes):
+    ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    layer, i = _layer("gru:vanilla")
-    with warnings.catch_warnings(), pytest.raises(Exception) as info:
-        warnings.simplefilter("ignore")
-        torch.onnx.export(layer, (torch.randn(5, 2, i),), dynamo=True)
-    # it fails loudly: our OnnxExportError while torch.export traces, or, on the exporter's fallback trace, the
-    # untranslatable rnnlab op by name; never a model with a fixed sequence length
-    assert isinstance(info.value, torch.onnx.OnnxExporterError)
-    text = "".join(traceback.format_exception(info.value))
-    assert "cannot export gru:vanilla with the dynamo ONNX exporter" in text or "rnnlab.gru_sequence" in text
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's own notes
+        program = torch.onnx.export(layer, (x,), dynamo=True, dynamic_shapes=dynamic_shapes)
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    return lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})
+
+
+def _check_dynamo_onnx(layer, make_input, dims, steps_and_batches=((9, 4), (2, 1))):
+    """Export ``layer`` at 5 steps x 3 with ``dims`` (the axes of time and batch) dynamic, then compare every
+    output of onnxruntime with eager at other lengths and batch sizes."""
+    T, B = torch.export.Dim("T", min=2, max=512), torch.export.Dim("B", min=1, max=512)
+    run = _dynamo_onnx_session(layer.eval(), make_input(5, 3), ({dims[0]: T, dims[1]: B},))
+    for steps, batch in steps_and_batches:
+        x = make_input(steps, batch)
+        expected = torch.utils._pytree.tree_leaves(layer(x))  # output, then each state tensor (nested for stacks)
+        got = run(x)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(torch.from_numpy(g), e.detach(), rtol=1e-5, atol=1e-5)
+
+
+DYNAMO_QUICK = [*QUICK, "slstm"]
+
+
+@pytest.mark.parametrize("config_id", [*DYNAMO_QUICK, *(pytest.param(c, marks=pytest.mark.slow) for c in _BY_ID
+                                                        if c not in DYNAMO_QUICK)])
+def test_dynamo_onnx_export_of_every_configuration_has_a_dynamic_length(config_id):
+    layer, i = _layer(config_id)
+    _check_dynamo_onnx(layer, lambda t, b: torch.randn(t, b, i), (0, 1))
+
+
+@pytest.mark.parametrize("make_layer,shape", [
+    (lambda: rnnlab.GRU(I, H, num_layers=2, bidirectional=True, batch_first=True, variant="mgu", zoneout=0.3),
+     lambda t, b: (b, t, I)),
+    (lambda: rnnlab.ConvLSTM(2, 3, kernel_size=3, num_layers=2, bidirectional=True), lambda t, b: (t, b, 2, 4, 5)),
+    pytest.param(lambda: rnnlab.build_layer("lstm+gru", I, H), lambda t, b: (t, b, I), marks=pytest.mark.slow),
+], ids=["gru-mgu-bidirectional-batch-first-zoneout", "convlstm", "lstm+gru-stack"])
+def test_dynamo_onnx_export_of_bidirectional_stacked_and_conv_layers(make_layer, shape):
+    torch.manual_seed(0)
+    layer = make_layer()
+    batch_first = getattr(layer, "batch_first", False)
+    _check_dynamo_onnx(layer, lambda t, b: torch.randn(*shape(t, b)), (1, 0) if batch_first else (0, 1))
 
 
 # ---- higher-order gradients ----------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class DepthGatedMath(LSTMMath):
         pre = gx[:, :4 * H] + self.recurrent(h, p)  # (B, 4H)
         d_pre, c_lower = gx[:, 4 * H:5 * H], gx[:, 5 * H:]
         i, f, g, o = pre.split(H, dim=-1)
-        w_cd, w_ld = p["weight_depth"]
+        w_cd, w_ld = p["weight_depth"].unbind(0)  # (H,) each
         d = (d_pre + w_cd * c + w_ld * c_lower).sigmoid()
         record_gate("depth", d)
         i, f, o = i.sigmoid(), f.sigmoid(), o.sigmoid()

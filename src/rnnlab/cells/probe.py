@@ -47,7 +47,7 @@ def active_probe() -> Probe | None:
 
 def record_gate(name: str, activation: Tensor) -> None:
     """Report a gate's activation ``(B, H)`` at the current step to the active probe, if any."""
-    probe = _ACTIVE.get()
+    probe = active_probe()
     if probe is not None:
         probe.gates[name].append(activation.detach())
 

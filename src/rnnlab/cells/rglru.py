@@ -136,11 +136,11 @@ class RGLRUMath(CellMath):
         r = self.heads(u, p["weight_a"], p.get("bias_a")).sigmoid()
         i = self.heads(u, p["weight_x"], p.get("bias_x")).sigmoid()
         log_a = -self.c * r * F.softplus(p["a_param"])
-        record_gate("recurrence", r)
         return log_a.exp(), torch.sqrt(-torch.expm1(2.0 * log_a)) * (i * u)
 
     def step(self, gx: Tensor, state: State, p: Params) -> State:
         a, b = self.linear_coefficients(gx, p)  # (B, H) each
+        record_gate("decay", a)
         return (a * state[0] + b,)
 
     def describe(self) -> str:

@@ -122,3 +122,17 @@ class SLSTMMath(CellMath):
 
     def describe(self) -> str:
         return f"slstm:{self.variant}, heads={self.num_heads}"
+
+
+class PackedSLSTMMath(SLSTMMath):
+    """The sLSTM step on the compiled kernel's state layout: ``(h, s)`` with ``s = [c | n | m]`` ``(B, 3H)``
+    (the registered op carries the cell state this way; its reference recomputation steps this)."""
+
+    zoneout_states = ()
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size, 3 * self.hidden_size)
+
+    def step(self, gx: Tensor, state: State, p: Params) -> State:
+        h, c, n, m = super().step(gx, (state[0], *state[1].chunk(3, dim=-1)), p)
+        return h, torch.cat([c, n, m], dim=-1)

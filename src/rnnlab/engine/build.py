@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp", "indrnn.cpp")
+SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "linear.cpp", "indrnn.cpp", "slstm.cpp")
 HEADERS = ("common.h",)
 CACHE_ENV = "RNNLAB_CACHE"
 

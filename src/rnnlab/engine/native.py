@@ -7,9 +7,9 @@ CPU) for the configurations that are exactly torch's layers, and the routing aro
   one-time ``RuntimeWarning`` that names the cost;
 - under the classic ONNX exporter (``torch.onnx.export(..., dynamo=False)``) a vanilla configuration runs torch's
   kernel too, which the exporter writes as ONNX's own ``LSTM``/``GRU``/``RNN`` op (dynamic batch and sequence
-  length); any other variant raises :class:`OnnxExportError` (a traced loop would bake the sequence length in).
-  The dynamo exporter (``dynamo=True``) raises it too: it has no translation of rnnlab's ops, and it unrolls
-  torch's own recurrent layers at the example's length.
+  length); any other variant raises :class:`OnnxExportError` (a traced loop would bake the sequence length in)
+  and names the dynamo exporter (``dynamo=True``), under which every configuration exports through
+  :mod:`rnnlab.engine.export`.
 """
 
 from __future__ import annotations
@@ -50,12 +50,6 @@ def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool, 
     """``"native"`` (torch's kernel), ``"reference"`` or ``"fused"`` for one sequence of a layer with ``backend``.
     ONNX export routes either backend (the reference's traced loop would fix the sequence length too)."""
     onnx = torch.onnx.is_in_onnx_export()
-    if onnx and torch.compiler.is_compiling():
-        raise OnnxExportError(
-            f"cannot export {cell.describe()} with the dynamo ONNX exporter: it has no translation of rnnlab's ops "
-            "(and unrolls torch's own recurrent layers at the example's sequence length). Use "
-            "torch.onnx.export(..., dynamo=False): vanilla configurations become ONNX's LSTM/GRU/RNN ops with a "
-            "dynamic batch and sequence length")
     if backend == "reference" and not onnx:
         return "reference"
     on_device = x.device.type in NATIVE_DEVICES and any(family == cell.family for family, _ in ops.SUPPORT)
@@ -64,10 +58,10 @@ def route(cell: CellMath, x: Tensor, zoneout: Zoneout | None, all_states: bool, 
             return "native"
         if onnx:
             raise OnnxExportError(
-                f"cannot export {cell.describe()}{' with zoneout' if zoneout is not None else ''} to ONNX: ONNX has "
-                "no op for it, and a traced loop would fix the sequence length. Export a vanilla torch-compatible "
-                "configuration (LSTM/GRU variant='vanilla', RNN; no layer_norm, zoneout or LSTM proj_size), or use "
-                "torch.export")
+                f"cannot export {cell.describe()}{' with zoneout' if zoneout is not None else ''} with the classic "
+                "ONNX exporter: ONNX has no op for it, and a traced loop would fix the sequence length. Use "
+                "torch.onnx.export(..., dynamo=True), which writes every configuration as an ONNX Scan with a "
+                "dynamic sequence length")
         key = f"{x.device.type}:{cell.describe()}"
         if key not in _warned:
             _warned.add(key)

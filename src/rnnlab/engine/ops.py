@@ -15,7 +15,7 @@ inputs itself.
 
 The registered ops
 ------------------
-Per kernel family ``F`` (``lstm``, ``gru``, ``rnn``, ``indrnn``) two ops with named, typed schemas::
+Per kernel family ``F`` (``lstm``, ``gru``, ``rnn``, ``indrnn``, ``slstm``) two ops with named, typed schemas::
 
     rnnlab::F_sequence(Tensor? gx, Tensor h0, ..., Tensor? lengths, ..., Tensor? bias_ih,
                        int flags, int hidden, bool all_states, float zoneout_rate, bool save)
@@ -72,6 +72,7 @@ from torch import Tensor
 from rnnlab.cells import ClockworkMath, DepthGatedMath, GRUMath, LSTMMath, RNNMath
 from rnnlab.cells.base import CellMath
 from rnnlab.cells.indrnn import IndRNNMath
+from rnnlab.cells.slstm import PackedSLSTMMath
 from rnnlab.engine import build
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
@@ -223,6 +224,11 @@ def _indrnn_shapes(d: Dims, flags: int, *, all_states: bool, save: bool, mix: bo
     return outputs, ([(d.T, d.B, d.H) if mix else (0,)] if save else [])
 
 
+def _slstm_shapes(d: Dims, flags: int, *, all_states: bool, save: bool, mix: bool):
+    outputs = [(d.T, d.B, d.H), (d.B, d.H), (d.B, 3 * d.H), (d.T, d.B, 3 * d.H) if all_states else (0,)]
+    return outputs, ([(d.T, d.B, 4 * d.H), (d.T, d.B, 3 * d.H)] if save else [])
+
+
 def _variant_of(family: str, kernel: str, code: int) -> str:
     """The variant of cell ``family`` whose table entry on ``kernel`` has bits ``code``."""
     for (fam, variant), entry in SUPPORT.items():
@@ -262,6 +268,11 @@ def _rnn_cell(flags: int, hidden: int, named: dict, aux: dict) -> CellMath:
 def _indrnn_cell(flags: int, hidden: int, named: dict, aux: dict) -> CellMath:
     # the op receives the already bounded u: a bound no finite weight reaches makes prepare the identity
     return IndRNNMath(hidden, bias=False, recurrent_max=sys.float_info.max)
+
+
+def _slstm_cell(flags: int, hidden: int, named: dict, aux: dict) -> CellMath:
+    variant = "exp_forget" if flags & KERNELS["slstm"].flag("kExpForget") else "vanilla"
+    return PackedSLSTMMath(hidden, variant, bias=False, num_heads=hidden // named["weight_hh"].shape[1])
 
 
 LSTM = KernelFamily(
@@ -309,6 +320,20 @@ INDRNN = KernelFamily(
 )
 
 
+#: xLSTM's sLSTM: its cell state input/outputs carry ``[c | n | m]`` side by side, ``(B, 3H)`` (``(T, B, 3H)``
+#: with all_states); ``weight_hh`` ``(4H, d)`` holds the per-gate, per-head blocks of the block-diagonal ``R``
+SLSTM = KernelFamily(
+    name="slstm",
+    inputs=(("gx", "GX"), ("h0", "H0"), ("c0", "C0"), ("weight_hh", "W_HH")),
+    required=frozenset({"h0", "c0", "weight_hh"}),
+    flags=(("kExpForget", 1),),
+    feature_flags={},
+    shapes=_slstm_shapes,
+    cell_from_flags=_slstm_cell,
+    states=2,
+)
+
+
 def _lstm_code(*bits: str) -> int:
     return sum(LSTM.flag(b) for b in bits)
 
@@ -334,6 +359,9 @@ def _register_builtin_support() -> None:
     register_support("rnn", "relu", "rnn", RNN.flag("kRelu"), ("layer_norm",))
     register_support("clockwork", "vanilla", "rnn", RNN.flag("kClockwork"), ("layer_norm",))
     register_support("indrnn", "relu", "indrnn", 0, ())
+    # sLSTM: packed lengths, no zoneout (engine/slstm.py routes zoneout to the reference engine)
+    register_support("slstm", "vanilla", "slstm", 0, ())
+    register_support("slstm", "exp_forget", "slstm", SLSTM.flag("kExpForget"), ())
 
 
 # ---- the C++ header of the same constants --------------------------------------------------------------------
@@ -710,7 +738,7 @@ def _loop_vmap(qualname: str):
     return rule
 
 
-for _family in (LSTM, GRU, RNN, INDRNN):
+for _family in (LSTM, GRU, RNN, INDRNN, SLSTM):
     register_family(_family)
 _register_builtin_support()
 

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.cells.base import check_positive_int, check_rate
+from rnnlab.engine import export
 from rnnlab.errors import InputError
 
 __all__ = ["ConvGRU", "ConvLSTM", "ConvRNN", "ConvRecurrent"]
@@ -161,6 +162,11 @@ class ConvRecurrent(nn.Module):
         T, B, C, H, W = x.shape
         pad = self.kernel_size // 2
         gx = F.conv2d(x.reshape(T * B, C, H, W), w_ih, b_ih, padding=pad).view(T, B, -1, H, W)  # (T, B, G*K, H, W)
+        if export.exporting_to_onnx():  # the loop as one scan: ONNX's Scan keeps the sequence length dynamic
+            w_hh, b_hh = w_hh.detach(), None if b_hh is None else b_hh.detach()
+            final, (sequence,) = export.scan_steps(
+                lambda old, x_t: self.step(x_t[0], F.conv2d(old[0], w_hh, b_hh, padding=pad), old), state, [gx])
+            return sequence, final
         outputs = []
         for t in range(T):
             gh = F.conv2d(state[0], w_hh, b_hh, padding=pad)  # (B, G*K, H, W)

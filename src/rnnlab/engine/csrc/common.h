@@ -24,6 +24,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <cstdlib>
@@ -60,6 +63,71 @@ inline Tensor empty_like_dtype(at::IntArrayRef sizes, const Tensor& like) {
 }
 
 inline Tensor none_tensor(const Tensor& like) { return at::empty({0}, like.options()); }
+
+// ---------------------------------------------------------------------------------------------------------
+// A pool of the large per-sequence buffers (saved gates, state sequences, their gradients). A training loop
+// allocates the same few buffers at every call and frees them after the backward; fresh from the system,
+// each 4 KiB page of them costs a page fault (zeroed by the kernel) on first touch, about 1 us on these
+// virtual machines: up to half the time of a whole forward at the workbench's shapes. Freed buffers go back
+// to the pool (at most kPoolBytes of them, else to the system) and the next call of the same shape reuses them,
+// already mapped. Buffers below kPoolMinBytes come from torch's allocator as usual.
+constexpr size_t kPoolMinBytes = 64 * 1024;
+constexpr size_t kPoolBytes = size_t(512) << 20;
+
+class BufferPool {
+ public:
+  // a block of at least `bytes` (64-byte aligned): a free one of no more than twice the size, or a new one
+  std::pair<void*, size_t> take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first <= 2 * bytes) {
+        std::pair<void*, size_t> block{it->second, it->first};
+        free_bytes_ -= it->first;
+        free_.erase(it);
+        return block;
+      }
+    }
+    const size_t size = (bytes + 4095) / 4096 * 4096;
+    void* p = std::aligned_alloc(4096, size);
+    TORCH_CHECK(p, "rnnlab: out of memory allocating ", size, " bytes");
+    return {p, size};
+  }
+
+  void give(void* p, size_t size) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (free_bytes_ + size <= kPoolBytes) {
+        free_.emplace(size, p);
+        free_bytes_ += size;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+  static BufferPool& instance() {
+    static BufferPool* pool = new BufferPool();  // never destroyed: tensors may be freed after static destructors
+    return *pool;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;  // size -> block
+  size_t free_bytes_ = 0;
+};
+
+// at::empty(sizes, options), from the pool when large (a CPU tensor of the pool's memory: freeing it returns the
+// block to the pool)
+inline Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
+  if (bytes < kPoolMinBytes) return at::empty(sizes, options);
+  auto [data, size] = BufferPool::instance().take(bytes);
+  return at::from_blob(
+      data, sizes, [size = size](void* p) { BufferPool::instance().give(p, size); }, options.device(at::kCPU));
+}
 
 
 // ---------------------------------------------------------------------------------------------------------
@@ -205,14 +273,36 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
 #endif
 }
 
+template <typename T>
+inline void gemm_tn_narrow(int64_t R, int64_t M, int64_t N, const T* A, const T* B, int64_t ldb, T* C, bool accumulate);
+
+// Inputs or states at most this wide make the weight gradient X^T Prev (inner dimension: all T*B rows) a thin
+// product, where BLAS runs well below its peak (measured on the AMD EPYC (Zen 4) machines, one thread, GFLOP/s
+// BLAS / gemm_tn_narrow for (rows, width, N): (5000, 32, 128) 63 / 82, (1792, 28, 512) 36 / 58, (2048, 48, 256)
+// 74 / 92, but (6400, 64, 256) 68 / 57): there it goes through gemm_tn_narrow.
+constexpr int64_t kNarrowWidth = 48;
+
+// out (n, m) (+)= X^T P for X (R, n) with row stride ldx and P (R, m): the weight gradient of R rows
+template <typename T>
+inline void gemm_tn(int64_t R, int64_t n, int64_t m, const T* X, int64_t ldx, const T* P, T* out, bool accumulate) {
+  if (R == 0 || m > kNarrowWidth) {
+    gemm<T>(true, false, n, m, R, T(1), X, ldx, P, m, accumulate ? T(1) : T(0), out, m);
+    return;
+  }
+  std::vector<T> t(m * n);  // out^T (m, n) = P^T X
+  gemm_tn_narrow<T>(R, m, n, P, X, ldx, t.data(), false);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) out[i * m + j] = accumulate ? out[i * m + j] + t[j * n + i] : t[j * n + i];
+}
+
 // sum_t X_t^T Prev_t where Prev_t is the state before step t: s0 for t = 0, seq[t-1] after.
 // X (T, B, n) with row stride ldx (a column block of a wider buffer); seq (T, B, m); out (n, m) is
 // overwritten (accumulate = false) or added to.
 template <typename T>
 inline void gemm_prev(int64_t T_, int64_t B, int64_t n, int64_t m, const T* X, int64_t ldx, const T* s0,
                       const T* seq, T* out, bool accumulate) {
-  gemm<T>(true, false, n, m, B, T(1), X, ldx, s0, m, accumulate ? T(1) : T(0), out, m);
-  if (T_ > 1) gemm<T>(true, false, n, m, (T_ - 1) * B, T(1), X + B * ldx, ldx, seq, m, T(1), out, m);
+  gemm_tn<T>(B, n, m, X, ldx, s0, out, accumulate);
+  if (T_ > 1) gemm_tn<T>((T_ - 1) * B, n, m, X + B * ldx, ldx, seq, out, true);
 }
 
 // out (n, m) (+)= sum_{t in [t0, t1)} X_t^T Prev_t, X the rows of steps t0..t1-1 only (row stride ldx): the
@@ -221,8 +311,7 @@ template <typename T>
 inline void gemm_prev_steps(int64_t t0, int64_t t1, int64_t B, int64_t n, int64_t m, const T* X, int64_t ldx,
                             const T* s0, const T* seq, T* out, bool accumulate) {
   if (t0 == 0) return gemm_prev<T>(t1, B, n, m, X, ldx, s0, seq, out, accumulate);
-  gemm<T>(true, false, n, m, (t1 - t0) * B, T(1), X, ldx, seq + (t0 - 1) * B * m, m, accumulate ? T(1) : T(0), out,
-          m);
+  gemm_tn<T>((t1 - t0) * B, n, m, X, ldx, seq + (t0 - 1) * B * m, out, accumulate);
 }
 
 // Steps per chunk of a buffer of per-step rows (B, n) that is consumed by a weight-gradient GEMM every chunk
@@ -331,15 +420,27 @@ inline void panel_multiply(int64_t M, int64_t K, const T* A, int64_t sar, int64_
   }
 }
 
-// C (M, N) = A^T B for A (R, M) with M small (an input width) and a long inner dimension R (all T*B rows):
-// the weight gradient of a narrow input, dW^T = x^T dy. B (R, N) is read in place, one pass of its rows per
-// block of kMR columns of A; the columns of B past the last full panel go through a plain loop.
+// C (M, N) (+)= A^T B for A (R, M) with M small (an input width) and a long inner dimension R (all T*B rows):
+// the weight gradient of a narrow input, dW^T = x^T dy. B (R, N) with row stride ldb, in blocks of kKC rows
+// x one panel of kNR columns, each copied once into a contiguous buffer (read in place, the rows of a block lie
+// ldb apart and, at ldb = 512 floats, all in the same few sets of the L1 cache) and reused by the M / kMR
+// blocks of columns of A; the columns of B past the last full panel go through a plain loop.
 template <typename T>
-inline void gemm_tn_narrow(int64_t R, int64_t M, int64_t N, const T* A, const T* B, T* C) {
+inline void gemm_tn_narrow(int64_t R, int64_t M, int64_t N, const T* A, const T* B, int64_t ldb, T* C,
+                           bool accumulate) {
   constexpr int64_t NR = kNR<T>;
   const int64_t full = N / NR * NR, panels = N / NR;
   auto work = [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) panel_multiply<T>(M, R, A, 1, M, B + p * NR, N, C + p * NR, N, NR, false);
+    alignas(64) T block[kKC * NR];
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t k0 = 0; k0 < R; k0 += kKC) {
+        const int64_t kb = std::min(kKC, R - k0);
+        for (int64_t k = 0; k < kb; ++k) std::memcpy(block + k * NR, B + (k0 + k) * ldb + p * NR, NR * sizeof(T));
+        panel_multiply<T>(M, kb, A + k0 * M, 1, M, block, NR, C + p * NR, N, NR, accumulate || k0 > 0);
+      }
+      if (R == 0 && !accumulate)
+        for (int64_t m = 0; m < M; ++m) std::fill(C + m * N + p * NR, C + m * N + (p + 1) * NR, T(0));
+    }
   };
   if (2.0 * R * M * N < kParallelFlops || at::get_num_threads() == 1 || panels < 2) {
     work(0, panels);
@@ -349,10 +450,10 @@ inline void gemm_tn_narrow(int64_t R, int64_t M, int64_t N, const T* A, const T*
   if (full == N) return;
   for (int64_t m = 0; m < M; ++m) {
     T* c = C + m * N;
-    std::fill(c + full, c + N, T(0));
+    if (!accumulate) std::fill(c + full, c + N, T(0));
     for (int64_t r = 0; r < R; ++r) {
       const T a = A[r * M + m];
-      const T* b = B + r * N;
+      const T* b = B + r * ldb;
 #pragma omp simd
       for (int64_t j = full; j < N; ++j) c[j] += a * b[j];
     }
@@ -413,15 +514,29 @@ template <typename T> class PackedB {
     if (route_ == GemmRoute::kBlas) return;
     width_ = route_ == GemmRoute::kMicro ? kNR<T> : kPanel;
     const int64_t panels = (N + width_ - 1) / width_;
-    // micro panels are zero-padded to kNR columns; brgemm panels hold nb columns
-    packed_.assign(route_ == GemmRoute::kMicro ? panels * K * width_ : K * N, T(0));
+    // micro panels are zero-padded to kNR columns; brgemm panels hold nb columns. Packing runs at every call
+    // (the weights change between calls): no zero fill but the padding, and a transposed source is read along
+    // its rows, a block of kPackK of its columns at a time, so that the block's rows of the panel stay in L1.
+    packed_.reset(new T[route_ == GemmRoute::kMicro ? panels * K * width_ : K * N]);
+    constexpr int64_t kPackK = 16;
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t j0 = p * width_, nb = std::min(width_, N - j0);
       const int64_t stride = route_ == GemmRoute::kMicro ? width_ : nb;
       T* panel = panel_ptr(p);  // (K, stride)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < nb; ++j)
-          panel[k * stride + j] = transposed ? src[(j0 + j) * ld + k] : src[k * ld + j0 + j];
+      if (transposed) {
+        for (int64_t k0 = 0; k0 < K; k0 += kPackK) {
+          const int64_t kb = std::min(kPackK, K - k0);
+          for (int64_t j = 0; j < nb; ++j) {
+            const T* s = src + (j0 + j) * ld + k0;
+            T* d = panel + k0 * stride + j;
+            for (int64_t k = 0; k < kb; ++k) d[k * stride] = s[k];
+          }
+        }
+      } else {
+        for (int64_t k = 0; k < K; ++k) std::memcpy(panel + k * stride, src + k * ld + j0, nb * sizeof(T));
+      }
+      if (stride > nb)
+        for (int64_t k = 0; k < K; ++k) std::fill(panel + k * stride + nb, panel + (k + 1) * stride, T(0));
     }
   }
 
@@ -468,15 +583,15 @@ template <typename T> class PackedB {
   int64_t bytes() const { return K_ * N_ * static_cast<int64_t>(sizeof(T)); }
 
  private:
-  T* panel_ptr(int64_t p) { return packed_.data() + p * width_ * K_; }
-  const T* panel_ptr(int64_t p) const { return packed_.data() + p * width_ * K_; }
+  T* panel_ptr(int64_t p) { return packed_.get() + p * width_ * K_; }
+  const T* panel_ptr(int64_t p) const { return packed_.get() + p * width_ * K_; }
 
   const T* src_;
   int64_t ld_, K_, N_;
   bool transposed_;
   GemmRoute route_ = GemmRoute::kBlas;
   int64_t width_ = 0;
-  std::vector<T> packed_;
+  std::unique_ptr<T[]> packed_;
 };
 
 // The input projections gx_t (B, D) of the steps. Either given (gx (T, B, D): the layer projected every step
@@ -633,7 +748,9 @@ inline void ln_backward(const T* x, int64_t n, T mean, T rstd, const T* gain, co
 // takes a contiguous block of rows and runs the whole step on it (its GEMMs, then its gate math): one parallel
 // region per step, none when the step is too small to pay for waking the other threads. Within a thread the
 // rows go in sub-blocks of 16 when the step's weights fit in cache (the gates of a sub-block then stay in L1
-// between the GEMM and the gate math), else all at once (the weights are streamed once per step).
+// between the GEMM and the gate math), else all at once (the weights are streamed once per step); sub_blocks =
+// false: all at once always (the LSTM forward: one GEMM call per panel of the step instead of one per panel and
+// sub-block measured 5-20% faster at B = 50-128, H = 32-128, one thread, AMD Zen 4).
 // f(r0, r1, thread) runs the step on rows [r0, r1). kParallelStepFlops: an LSTM step at (B, H) = (16, 64),
 // about 6e5 flops, runs about 1.2x faster over 2 threads (8 rows each) than on one (measured fwd+bwd and
 // inference on 2 cores; the 3-gate variants too, at 4.9e5).
@@ -642,8 +759,8 @@ constexpr int64_t kSubRows = 16;
 constexpr int64_t kCachedWeightBytes = 256 * 1024;
 
 template <typename F>
-inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes, const F& f) {
-  const int64_t sub = weight_bytes <= kCachedWeightBytes ? kSubRows : B;
+inline void for_step_rows(int64_t B, double flops_per_row, int64_t weight_bytes, const F& f, bool sub_blocks = true) {
+  const int64_t sub = sub_blocks && weight_bytes <= kCachedWeightBytes ? kSubRows : B;
   auto run = [&](int64_t r0, int64_t r1, int thread) {
     for (int64_t s0 = r0; s0 < r1; s0 += sub) f(s0, std::min(r1, s0 + sub), thread);
   };

@@ -5,11 +5,11 @@
 //   forward:  y (R, N) = x (R, K) W^T (K, N) + b
 //   backward: dx (R, K) = dy (R, N) W (N, K);  dW (N, K) = dy^T x (one GEMM over R);  db = sum_r dy
 //
-// A narrow input (K <= kNarrow: the workbench's adding, copy, pixel-MNIST, music... tasks have 1 to 10 input
-// features) makes both backward products thin, where BLAS and brgemm run at a few GFLOP/s (measured on the
-// AMD machines: 1.0 ms for dW at R = 5000, N = 128, K = 2, about 25x the time of reading dy once). There, dx
-// goes through the engine's micro-kernel (one zero-padded panel of W) and dW^T = x^T dy through
-// gemm_tn_narrow, one pass over dy.
+// A narrow input (K <= kNarrowWidth, common.h: the workbench's adding, copy, pixel-MNIST, music, speech, MNIST-rows
+// tasks have 1 to 28 input features) makes dW = dy^T x a thin product over all R rows, where BLAS runs well
+// below its peak (measured on the AMD machines: 1.0 ms for dW at R = 5000, N = 128, K = 2, about 25x the time of
+// reading dy once; 36 GFLOP/s at K = 28, N = 512). There dW^T = x^T dy goes through gemm_tn_narrow (common.h:
+// gemm_tn), one pass over dy.
 #include "common.h"
 
 #include <ATen/ops/sum.h>
@@ -25,7 +25,6 @@ template <typename T> Tensor forward(const Tensor& x, const Tensor& weight, cons
   return y;
 }
 
-constexpr int64_t kNarrow = 16;
 
 template <typename T>
 std::vector<Tensor> backward(const Tensor& dy, const Tensor& x, const Tensor& weight, bool has_bias,
@@ -39,15 +38,7 @@ std::vector<Tensor> backward(const Tensor& dy, const Tensor& x, const Tensor& we
   }
   if (needs[1]) {
     grads[1] = at::empty({N, K}, x.options());
-    if (K <= kNarrow) {  // dW^T (K, N) = x^T dy, then transposed
-      std::vector<T> dWt(K * N);
-      gemm_tn_narrow<T>(R, K, N, x.data_ptr<T>(), dy.data_ptr<T>(), dWt.data());
-      T* dW = grads[1].data_ptr<T>();
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) dW[n * K + k] = dWt[k * N + n];
-    } else {
-      gemm<T>(true, false, N, K, R, T(1), dy.data_ptr<T>(), N, x.data_ptr<T>(), K, T(0), grads[1].data_ptr<T>(), K);
-    }
+    gemm_tn<T>(R, N, K, dy.data_ptr<T>(), N, x.data_ptr<T>(), grads[1].data_ptr<T>(), false);  // dW = dy^T x
   }
   if (has_bias && needs[2]) grads[2] = dy.sum(0);
   return grads;

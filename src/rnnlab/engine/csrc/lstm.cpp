@@ -312,12 +312,13 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
   // Buffers: with save, one slice per step (kept for the backward); without, one reused slice.
   const int64_t n_keep = save ? T_ : 1;
   const auto opts = gx_t.options();
+  // the buffers kept for the backward come from the pool (common.h: pooled_empty), what the caller gets does not
   Tensor hseq_t = at::empty({T_, B, P}, opts);
-  Tensor cseq_t = at::empty({(save || all_states) ? T_ : 2, B, H}, opts);
-  Tensor G_t = at::empty({n_keep, B, GW}, opts);
-  Tensor Ct_t = mix ? at::empty({n_keep, B, H}, opts) : none_tensor(gx_t);
-  Tensor R_t = s.proj ? at::empty({n_keep, B, H}, opts) : none_tensor(gx_t);
-  Tensor Z_t = s.ln ? at::empty({n_keep, B, GH}, opts) : none_tensor(gx_t);
+  Tensor cseq_t = save ? pooled_empty({T_, B, H}, opts) : at::empty({all_states ? T_ : 2, B, H}, opts);
+  Tensor G_t = pooled_empty({n_keep, B, GW}, opts);
+  Tensor Ct_t = mix ? pooled_empty({n_keep, B, H}, opts) : none_tensor(gx_t);
+  Tensor R_t = s.proj ? pooled_empty({n_keep, B, H}, opts) : none_tensor(gx_t);
+  Tensor Z_t = s.ln ? pooled_empty({n_keep, B, GH}, opts) : none_tensor(gx_t);
   T* hseq = hseq_t.data_ptr<T>();
   T* cseq = cseq_t.data_ptr<T>();
   const int64_t c_slots = cseq_t.size(0);
@@ -383,7 +384,7 @@ Outputs forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int6
           }
         }
       }
-    });
+    }, false);
   }
 
   // final states: the last step (a finished sequence kept its state since its end)
@@ -427,23 +428,24 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
   const T* d_cseq = ptr_or_null<T>(d_cseq_o);
 
   const auto opts = gx_t.options();
-  Tensor dgx_t = at::empty({T_, B, Dgx}, opts);
+  Tensor dgx_t = pooled_empty({T_, B, Dgx}, opts);
   Tensor dh_a = d_hT_o ? d_hT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, P}, opts);  // dh_t carried
   Tensor dh_b = at::empty({B, P}, opts);
   Tensor dc_t = d_cT_o ? d_cT_o->clone(at::MemoryFormat::Contiguous) : at::zeros({B, H}, opts);  // dc_t, in place
-  Tensor DHt_t = s.proj ? at::empty({T_, B, P}, opts) : none_tensor(gx_t);  // dh~ per step
+  Tensor DHt_t = s.proj ? pooled_empty({T_, B, P}, opts) : none_tensor(gx_t);  // dh~ per step
   Tensor dR_t = s.proj ? at::empty({B, H}, opts) : none_tensor(gx_t);
   T* dgx = dgx_t.data_ptr<T>();
   T* dc = dc_t.data_ptr<T>();
   // gradient of the recurrent product: its own buffer with layer norm, else the gate columns of dgx
-  Tensor dZ_t = s.ln ? at::empty({T_, B, GH}, opts) : none_tensor(gx_t);
+  Tensor dZ_t = s.ln ? pooled_empty({T_, B, GH}, opts) : none_tensor(gx_t);
   T* dA = s.ln ? dZ_t.data_ptr<T>() : dgx;
   const int64_t ldA = s.ln ? GH : Dgx;
 
-  // per-thread accumulators of the vector parameters (the bias is summed over dgx after the loop)
-  const int64_t a_lnhh = 0, a_peep = GH, a_lnc = GH + 3 * H, a_dep = GH + 5 * H;
+  // per-thread accumulators of the vector parameters, the bias too (summed over the rows of dA while they are
+  // in cache, instead of another pass over the whole dgx after the loop)
+  const int64_t a_lnhh = 0, a_peep = GH, a_lnc = GH + 3 * H, a_dep = GH + 5 * H, a_bias = GH + 7 * H;
   const int64_t M = std::max(P, H);
-  ThreadBuffers tb((2 * M + 2 * H) * sizeof(T), GH + 7 * H);
+  ThreadBuffers tb((2 * M + 2 * H) * sizeof(T), 2 * GH + 7 * H);
 
   const PackedB<T> Wp(w_hh_t.data_ptr<T>(), P, GH, P, false, T_ * B);  // W_hh (GH, P)
   std::optional<PackedB<T>> Whr;
@@ -510,6 +512,11 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
         T* dx = dxt + b * Dgx;
         if (mix) keep_c.row(t, b, kbuf);
         row(a, Gt + b * GW, cp, cn, dr, mix ? kbuf : a.zeros, dc + b * H, dx, dct, sink, acc + a_lnc);
+        if (bias_o) {  // db = sum over rows of da (the gate columns of dgx): a = gx + LN(z) + b
+          double* ab = acc + a_bias;
+#pragma omp simd
+          for (int64_t j = 0; j < GH; ++j) ab[j] += static_cast<double>(dx[j]);
+        }
         if (s.depth) {
           const T* cl = Gt + b * GW + GH + H;
           double* a_cd = acc + a_dep;
@@ -557,8 +564,7 @@ std::vector<Tensor> backward(const OptTensors& grads, const std::vector<Tensor>&
     tb.reduce(offset, out.numel(), out.data_ptr<T>());
     return out;
   };
-  Tensor db_t = bias_o ? dgx_t.narrow(2, 0, GH).sum(at::IntArrayRef{0, 1}) : none_tensor(gx_t);
-  return {dgx_t, dh_a, dc_t, dW_t, db_t, reduced(ln_hh_o, a_lnhh), reduced(peep_o, a_peep),
+  return {dgx_t, dh_a, dc_t, dW_t, reduced(bias_o, a_bias), reduced(ln_hh_o, a_lnhh), reduced(peep_o, a_peep),
           dWhr_t, reduced(lnc_w_o, a_lnc), reduced(lnc_b_o, a_lnc + H), reduced(wdep_o, a_dep)};
 }
 Outputs lstm_forward(const OptTensors& in, const OptTensors& aux, int64_t flags, int64_t hidden, bool all_states,
