@@ -56,7 +56,7 @@ class IndRNN(Recurrent):
 class MinGRU(Recurrent):
     """minGRU: :math:`h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot g(\\tilde h_t)`, gates from ``x_t`` only.
 
-    Trained as a parallel log-space scan, stepped for inference; the two agree. Parameters per layer ``k``:
+    Trained as a parallel scan, stepped for inference; the two agree. Parameters per layer ``k``:
     ``weight_ih_l{k}`` ``(2H, I_k)``, ``bias_ih_l{k}`` ``(2H,)``, rows ``z, h``. State ``h_n`` ``(L*D, B, H)``.
     ``forget_bias``/``chrono_init`` set the bias of ``z`` (minus the value: ``1 - z`` keeps the state).
     """
@@ -68,7 +68,7 @@ class MinGRU(Recurrent):
 class MinLSTM(Recurrent):
     """minLSTM: :math:`h_t = f'_t \\odot h_{t-1} + i'_t \\odot g(\\tilde h_t)`, ``f', i'`` the normalised gates.
 
-    Trained as a parallel log-space scan, stepped for inference; the two agree. Parameters per layer ``k``:
+    Trained as a parallel scan, stepped for inference; the two agree. Parameters per layer ``k``:
     ``weight_ih_l{k}`` ``(3H, I_k)``, ``bias_ih_l{k}`` ``(3H,)``, rows ``f, i, h``. State ``h_n``
     ``(L*D, B, H)``.
     """
