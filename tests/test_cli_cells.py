@@ -13,7 +13,7 @@ from .cli_helpers import assert_one_line_error, run_cli
 TINY = ("--hidden", "6", "--steps", "2", "--eval-every", "1", "--batch-size", "4", "--quiet")
 
 
-@pytest.mark.parametrize("cell", ["lstm+gru", "mingru", "slstm", "rglru"])
+@pytest.mark.parametrize("cell", ["lstm+gru", "mingru", "slstm", "rglru", "mlstm"])
 def test_train_a_new_cell_or_a_mixed_stack(capsys, tmp_path, cell):
     code, _, err = run_cli(capsys, "train", "adding", "--seq-len", "8", "--cell", cell, *TINY,
                            "--out", str(tmp_path / "run"))

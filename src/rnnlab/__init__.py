@@ -5,6 +5,7 @@ from rnnlab.layers import (
     GRU,
     LRU,
     LSTM,
+    MLSTM,
     RGLRU,
     RNN,
     SLSTM,
@@ -32,5 +33,5 @@ __version__ = "0.1.0"
 
 __all__ = ["AdditiveAttention", "CTCHead", "MultiplicativeAttention", "Seq2Seq", "ConvGRU", "ConvLSTM", "ConvRNN",
            "GRU", "LRU", "LSTM", "RGLRU", "RNN", "SLSTM", "ClockworkRNN", "DepthGatedLSTM", "GRUCell", "IndRNN",
-           "InputError", "LSTMCell", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
+           "InputError", "LSTMCell", "MLSTM", "MinGRU", "MinLSTM", "RNNCell", "Stack", "build_layer",
            "quantize_dynamic"]

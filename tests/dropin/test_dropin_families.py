@@ -9,16 +9,22 @@ import torch
 
 from tests.dropin import test_dropin as dropin
 
-# IndRNN and the sLSTM run their compiled kernels as registered ops; minGRU and the RG-LRU parallel scans
-FAMILIES = ["indrnn", "slstm", "mingru", "rglru"]
+# IndRNN and the sLSTM run their compiled kernels as registered ops; minGRU, the RG-LRU and the mLSTM parallel forms
+FAMILIES = ["indrnn", "slstm", "mingru", "rglru", "mlstm"]
 
 
-@pytest.mark.parametrize("config_id", FAMILIES)
+def _slow(*ids):
+    """FAMILIES with the given ones marked slow."""
+    return [pytest.param(f, marks=pytest.mark.slow) if f in ids else f for f in FAMILIES]
+
+
+@pytest.mark.parametrize("config_id", _slow("mlstm"))
 def test_compile_forward_and_backward_equal_eager(config_id):
+    torch._dynamo.reset()  # every layer class compiles the same forward: stay under dynamo's recompile limit
     dropin.test_compile_forward_and_backward_equal_eager(config_id)
 
 
-@pytest.mark.parametrize("config_id", ["indrnn", "slstm", "mingru"])
+@pytest.mark.parametrize("config_id", ["indrnn", "slstm", "mingru", "mlstm"])
 def test_export_with_dynamic_batch_and_length(config_id):
     dropin.test_export_with_dynamic_batch_and_length(config_id)
 
@@ -46,9 +52,9 @@ def test_exported_program_holds_the_registered_op(config_id):
     assert f"rnnlab.{config_id}_sequence" in str(program.graph)
 
 
-# the sLSTM's double backward recomputes through its reference loop (the same code path as IndRNN's): slow
-@pytest.mark.parametrize("config_id", [f if f != "slstm" else pytest.param(f, marks=pytest.mark.slow)
-                                       for f in FAMILIES])
+# the sLSTM's double backward recomputes through its reference loop (the same code path as IndRNN's), the mLSTM's
+# differentiates its parallel form twice: slow
+@pytest.mark.parametrize("config_id", _slow("slstm", "mlstm"))
 def test_gradgradcheck(config_id):
     dropin.test_gradgradcheck(config_id)
 

@@ -13,6 +13,7 @@ MODERN = [
     ("minlstm", lambda i, **kw: rnnlab.MinLSTM(i, H, num_layers=2, **kw), I),
     ("lru", lambda i, **kw: rnnlab.LRU(i, H, num_layers=2, state_size=3, **kw), I),
     ("rglru", lambda i, **kw: rnnlab.RGLRU(i, H, num_layers=2, num_heads=2, **kw), I),
+    ("mlstm", lambda i, **kw: rnnlab.MLSTM(i, H, num_layers=2, num_heads=2, **kw), I),
     ("slstm", lambda i, **kw: rnnlab.SLSTM(i, H, num_layers=2, num_heads=2, **kw), I),
     ("slstm:exp_forget", lambda i, **kw: rnnlab.SLSTM(i, H, variant="exp_forget", **kw), I),
 ]

@@ -22,7 +22,13 @@ def check(layer, x, hx_shapes):
     assert torch.autograd.gradcheck(fn, (x, *hx, *params), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,make,input_size", CONFIGS, ids=IDS)
+#: configurations whose gradcheck over the catalog's sizes takes most of a minute (many state inputs, each
+#: perturbation a whole parallel form): slow here, a small gradcheck of their own in test_modern.py
+SLOW = ("mlstm",)
+
+
+@pytest.mark.parametrize("name,make,input_size",
+                         [pytest.param(*c, marks=pytest.mark.slow) if c[0] in SLOW else c for c in CONFIGS], ids=IDS)
 def test_gradcheck(name, make, input_size):
     layer = make(input_size).double()
     x = torch.randn(4, 2, input_size, dtype=torch.double, requires_grad=True)

@@ -50,8 +50,8 @@ def test_loss_falls_with_recurrent_gates(make, one_thread):
 
 @pytest.mark.parametrize("make", [
     lambda: rnnlab.MinGRU(2, 16), lambda: rnnlab.MinLSTM(2, 16), lambda: rnnlab.LRU(2, 16, state_size=16),
-    lambda: rnnlab.RGLRU(2, 16, num_heads=2),
-], ids=["mingru", "minlstm", "lru", "rglru"])
+    lambda: rnnlab.RGLRU(2, 16, num_heads=2), lambda: rnnlab.MLSTM(2, 16, num_heads=2),
+], ids=["mingru", "minlstm", "lru", "rglru", "mlstm"])
 def test_loss_falls_with_input_only_gates(make, one_thread):
     """Cells whose gates (or decay) see only the input cannot tell the first step from a later one, so the
     distractors are weak (x 0.1): the state must carry the first input over the 5 later steps. (IndRNN's

@@ -1,4 +1,5 @@
-"""The families beyond the classic cells (issue 14): IndRNN, minGRU, minLSTM, LRU, RG-LRU, sLSTM and mixed stacks.
+"""The families beyond the classic cells (issue 14): IndRNN, minGRU, minLSTM, LRU, RG-LRU, sLSTM, mLSTM and mixed
+stacks.
 
 The parallel scans equal stepping (float64); hand-computed numbers from the papers' equations; the papers'
 initialisations and bounds; the errors of bad hyperparameters.
@@ -19,6 +20,7 @@ SCANNED = {
     "minlstm": lambda **kw: rnnlab.MinLSTM(3, 5, **kw),
     "lru": lambda **kw: rnnlab.LRU(3, 5, state_size=4, **kw),
     "rglru": lambda **kw: rnnlab.RGLRU(3, 6, num_heads=3, **kw),
+    "mlstm": lambda **kw: rnnlab.MLSTM(3, 6, num_heads=2, **kw),
 }
 
 
@@ -155,6 +157,40 @@ def test_rglru_numbers():
     h2 = h1 / 16 + math.sqrt(255) / 16 * 0.5 * -1.0
     torch.testing.assert_close(out.flatten(), torch.tensor([h1, h2], dtype=torch.double))
     torch.testing.assert_close(out.flatten()[0], torch.tensor(1.185544963916957, dtype=torch.double))
+
+
+def test_mlstm_numbers():
+    """One head, d = 1, q = k = 1, v = x, input gate pre-activation 0, forget gate f: from the zero state m_1 =
+    max(log sigmoid(f), 0) = 0, so i' = 1, C_1 = v, n_1 = 1 and h~_1 = v / (max(1, e^0) + eps); then
+    m_2 = max(log sigmoid(f), 0) = 0 again, f' = sigmoid(f): C_2 = sigmoid(f) v_1 + v_2, n_2 = sigmoid(f) + 1."""
+    layer = rnnlab.MLSTM(1, 1).double()
+    with torch.no_grad():  # rows q, k, v, i, f, o
+        layer.weight_ih_l0.copy_(torch.tensor([[0.0], [0.0], [1.0], [0.0], [0.0], [0.0]], dtype=torch.double))
+        layer.bias_ih_l0.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0, 2.0, 1.0], dtype=torch.double))
+    x = torch.tensor([[[3.0]], [[-1.0]]], dtype=torch.double)
+    out, _ = layer(x)
+    f, o = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(-1.0))
+    h1 = o * 3.0 / (1.0 + 1e-6)
+    h2 = o * (f * 3.0 - 1.0) / (f + 1.0 + 1e-6)
+    torch.testing.assert_close(out.flatten(), torch.tensor([h1, h2], dtype=torch.double))
+
+
+def test_mlstm_gradcheck_of_the_parallel_form():
+    """gradcheck of the default (parallel) engine from a random state, packed (the catalog's larger sweep is slow)."""
+    torch.manual_seed(0)
+    layer = rnnlab.MLSTM(2, 2, num_heads=1).double()
+    x = torch.randn(4, 2, 2, dtype=torch.double, requires_grad=True)
+    hx = [torch.randn(1, 2, n, dtype=torch.double, requires_grad=True) for n in layer.state_layout()]
+    names = [n for n, _ in layer.named_parameters()]
+    lengths = torch.tensor([4, 2])
+
+    def fn(x, *rest):
+        state, weights = rest[:4], rest[4:]
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, final = torch.func.functional_call(layer, dict(zip(names, weights, strict=True)), (packed, state))
+        return (out.data, *final)
+
+    assert torch.autograd.gradcheck(fn, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6)
 
 
 def test_rglru_gates_are_block_diagonal_per_head():
@@ -338,6 +374,9 @@ def test_mixed_stack_equals_its_layers_run_by_hand_and_takes_packed_input():
     (lambda: rnnlab.RGLRU(3, 6, forget_bias=1.0), "forget_bias does not apply to rglru"),
     (lambda: rnnlab.RGLRU(3, 6, weight_drop=0.2), "weight_drop drops recurrent weights, and rglru has none"),
     (lambda: rnnlab.SLSTM(3, 6, num_heads=4), "num_heads must divide hidden_size: got hidden_size=6, num_heads=4"),
+    (lambda: rnnlab.MLSTM(3, 6, num_heads=4), "mLSTM num_heads must divide hidden_size: got hidden_size=6, "
+     "num_heads=4"),
+    (lambda: rnnlab.MLSTM(3, 6, forget_bias=1.0), "forget_bias does not apply to mlstm"),
     (lambda: rnnlab.SLSTM(3, 6, num_heads=0), "num_heads must be positive, got 0"),
     (lambda: rnnlab.SLSTM(3, 6, variant="mlstm"), "unknown slstm variant 'mlstm'; expected one of: vanilla"),
     (lambda: rnnlab.MinGRU(3, 4, weight_drop=0.5), r"weight_drop drops recurrent weights, and mingru has none"),

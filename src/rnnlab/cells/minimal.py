@@ -2,7 +2,9 @@
 
 The gates see the input only, never :math:`h_{t-1}`, so the recurrence is linear in ``h``:
 :math:`h_t = a_t \\odot h_{t-1} + b_t` with ``a_t, b_t`` computed for all steps at once. Training runs it as a
-parallel scan in log space (:func:`rnnlab.engine.scan.log_space_scan`); inference may step it like any RNN.
+parallel scan (:func:`rnnlab.engine.scan.linear_scan` on :math:`a_t = e^{\\log a_t}, b_t = e^{\\log b_t}` from
+the log-space coefficients below; the paper's log-space scan computes the same recurrence, more slowly on a CPU);
+inference may step it like any RNN.
 Both compute the same numbers.
 
 minGRU (the paper's log-space version, its Appendix B.3, which is the one it trains):

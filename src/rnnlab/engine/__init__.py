@@ -45,7 +45,7 @@ def run_from_input(cell, x, state0, p, *, lengths=None, zoneout=None, all_states
     if way == "reference":
         return run_reference(cell, cell.project_input(x, p), state0, p, lengths=lengths, zoneout=zoneout,
                              all_states=all_states)
-    if zoneout is None and active_probe() is None and scan.supports(cell):
+    if zoneout is None and active_probe() is None and scan.supports(cell, all_states):
         return scan.run_scan(cell, x, state0, p, lengths=lengths, all_states=all_states)
     if slstm.supports(cell, x, state0, p, zoneout):
         return slstm.run_from_input(cell, x, state0, p, lengths=lengths, all_states=all_states)

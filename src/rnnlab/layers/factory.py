@@ -12,10 +12,11 @@ from rnnlab.cells import SQUARE_INPUT_VARIANTS, ClockworkMath, DepthGatedMath, G
 from rnnlab.cells.indrnn import IndRNNMath
 from rnnlab.cells.lru import LRUMath
 from rnnlab.cells.minimal import MinGRUMath, MinLSTMMath
+from rnnlab.cells.mlstm import MLSTMMath
 from rnnlab.cells.rglru import RGLRUMath
 from rnnlab.cells.slstm import SLSTMMath
 from rnnlab.errors import InputError
-from rnnlab.layers.modern import LRU, RGLRU, SLSTM, IndRNN, MinGRU, MinLSTM
+from rnnlab.layers.modern import LRU, MLSTM, RGLRU, SLSTM, IndRNN, MinGRU, MinLSTM
 from rnnlab.layers.special import ClockworkRNN, DepthGatedLSTM
 from rnnlab.layers.stack import Stack
 from rnnlab.layers.torch_like import GRU, LSTM, RNN
@@ -23,7 +24,8 @@ from rnnlab.layers.torch_like import GRU, LSTM, RNN
 _LAYERS = {"rnn": (RNN, RNNMath), "lstm": (LSTM, LSTMMath), "gru": (GRU, GRUMath),
            "clockwork": (ClockworkRNN, ClockworkMath), "dglstm": (DepthGatedLSTM, DepthGatedMath),
            "indrnn": (IndRNN, IndRNNMath), "mingru": (MinGRU, MinGRUMath), "minlstm": (MinLSTM, MinLSTMMath),
-           "lru": (LRU, LRUMath), "rglru": (RGLRU, RGLRUMath), "slstm": (SLSTM, SLSTMMath)}
+           "lru": (LRU, LRUMath), "rglru": (RGLRU, RGLRUMath), "slstm": (SLSTM, SLSTMMath),
+           "mlstm": (MLSTM, MLSTMMath)}
 CELLS = tuple(_LAYERS)
 #: families whose layer takes ``variant=`` (the RNN takes it as ``nonlinearity=``)
 _TAKES_VARIANT = ("lstm", "gru", "slstm")

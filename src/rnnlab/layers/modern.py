@@ -1,16 +1,19 @@
 """The recurrent families beyond the classic cells, behind the same layer contract as ``rnnlab.LSTM``:
 ``IndRNN`` (Li et al. 2018), ``MinGRU`` and ``MinLSTM`` (Feng et al. 2024), ``LRU`` (Orvieto et al. 2023),
-``RGLRU`` (Hawk/Griffin's RG-LRU, De et al. 2024) and ``SLSTM`` (xLSTM's sLSTM, Beck et al. 2024).
+``RGLRU`` (Hawk/Griffin's RG-LRU, De et al. 2024), ``SLSTM`` and ``MLSTM`` (xLSTM's sLSTM and mLSTM, Beck et al.
+2024).
 
 Each takes torch's layer arguments (``input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
 dropout=0.0, bidirectional=False, device, dtype``), batched, unbatched and packed inputs and an optional initial
 state, and returns ``(output, h_n)`` or ``(output, (h_n, ...))`` as torch's layers do (every state tensor
 ``(L*D, B, n)``). Stepping a layer with its carried state equals the full run. Their equations, parameter names
 and where they differ from the papers' code are in the cell modules (:mod:`rnnlab.cells.indrnn`,
-:mod:`rnnlab.cells.minimal`, :mod:`rnnlab.cells.lru`, :mod:`rnnlab.cells.rglru`, :mod:`rnnlab.cells.slstm`).
+:mod:`rnnlab.cells.minimal`, :mod:`rnnlab.cells.lru`, :mod:`rnnlab.cells.rglru`, :mod:`rnnlab.cells.slstm`,
+:mod:`rnnlab.cells.mlstm`).
 
-Engines: minGRU, minLSTM, the LRU and the RG-LRU run as parallel scans (:mod:`rnnlab.engine.scan`) on the
-default backend; ``backend="reference"`` steps them. IndRNN runs its compiled kernel (a registered op).
+Engines: minGRU, minLSTM, the LRU, the RG-LRU and the mLSTM run as parallel scans (:mod:`rnnlab.engine.scan`) on
+the default backend; ``backend="reference"`` steps them. IndRNN and the sLSTM run their compiled kernels
+(registered ops).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rnnlab.cells.base import CellMath
 from rnnlab.cells.indrnn import IndRNNMath
 from rnnlab.cells.lru import LRUMath
 from rnnlab.cells.minimal import MinGRUMath, MinLSTMMath
+from rnnlab.cells.mlstm import MLSTMMath
 from rnnlab.cells.rglru import GATE_SCALE, RGLRUMath
 from rnnlab.cells.slstm import SLSTMMath
 from rnnlab.layers.recurrent import Recurrent
@@ -52,7 +56,7 @@ class IndRNN(Recurrent):
 class MinGRU(Recurrent):
     """minGRU: :math:`h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot g(\\tilde h_t)`, gates from ``x_t`` only.
 
-    Trained as a parallel log-space scan, stepped for inference; the two agree. Parameters per layer ``k``:
+    Trained as a parallel scan, stepped for inference; the two agree. Parameters per layer ``k``:
     ``weight_ih_l{k}`` ``(2H, I_k)``, ``bias_ih_l{k}`` ``(2H,)``, rows ``z, h``. State ``h_n`` ``(L*D, B, H)``.
     ``forget_bias``/``chrono_init`` set the bias of ``z`` (minus the value: ``1 - z`` keeps the state).
     """
@@ -64,7 +68,7 @@ class MinGRU(Recurrent):
 class MinLSTM(Recurrent):
     """minLSTM: :math:`h_t = f'_t \\odot h_{t-1} + i'_t \\odot g(\\tilde h_t)`, ``f', i'`` the normalised gates.
 
-    Trained as a parallel log-space scan, stepped for inference; the two agree. Parameters per layer ``k``:
+    Trained as a parallel scan, stepped for inference; the two agree. Parameters per layer ``k``:
     ``weight_ih_l{k}`` ``(3H, I_k)``, ``bias_ih_l{k}`` ``(3H,)``, rows ``f, i, h``. State ``h_n``
     ``(L*D, B, H)``.
     """
@@ -140,3 +144,24 @@ class SLSTM(Recurrent):
 
     def make_cell(self, layer: int) -> CellMath:
         return SLSTMMath(self.hidden_size, self.variant, bias=self.bias, num_heads=self.num_heads)
+
+
+class MLSTM(Recurrent):
+    """xLSTM's mLSTM: a ``d x d`` matrix memory per head, :math:`C_t = f'_t C_{t-1} + i'_t\\, k_t v_t^\\top`,
+    read by the query, exponential input gate with a stabiliser, :math:`h_t = \\sigma(\\tilde o_t) \\odot
+    \\tilde h_t`.
+
+    Keyword-only: ``num_heads=1`` (must divide ``hidden_size``; ``d = hidden_size / num_heads``). Trained as its
+    parallel (attention-like, ``O(T^2)`` per head) form, stepped for inference; the two agree. Parameters per layer
+    ``k``: ``weight_ih_l{k}`` ``(4H + 2K, I_k)``, ``bias_ih_l{k}`` ``(4H + 2K,)``, rows ``q, k, v, i, f, o``.
+    State ``(h_n, C_n, n_n, m_n)``: ``(L*D, B, H)``, ``(L*D, B, K*d*d)``, ``(L*D, B, H)``, ``(L*D, B, K)``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, num_heads=1, **options):
+        self.num_heads = num_heads
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device, dtype, **options)
+
+    def make_cell(self, layer: int) -> CellMath:
+        return MLSTMMath(self.hidden_size, bias=self.bias, num_heads=self.num_heads)

@@ -71,9 +71,9 @@ WORKBENCH = {
     (128, 32, 128, 256): "lm (seq_len 128, embeddings 128)",
     (30, 32, 13, 128): "speech (~30 frames of 13 MFCCs)",
 }
-#: families torch has no layer of (IndRNN, minGRU, minLSTM, LRU, RG-LRU, sLSTM): timed beside torch's LSTM at the same
-#: shape, which is their yardstick; their default variant stands where torch's variant does
-MODERN_FAMILIES = ("indrnn", "mingru", "minlstm", "lru", "rglru", "slstm")
+#: families torch has no layer of (IndRNN, minGRU, minLSTM, LRU, RG-LRU, sLSTM, mLSTM): timed beside torch's LSTM
+#: at the same shape, which is their yardstick; their default variant stands where torch's variant does
+MODERN_FAMILIES = ("indrnn", "mingru", "minlstm", "lru", "rglru", "slstm", "mlstm")
 TORCH_LAYERS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
                 **{f: torch.nn.LSTM for f in MODERN_FAMILIES}}
 TORCH_VARIANT = {"rnn": "tanh", "lstm": "vanilla", "gru": "vanilla",  # the variant torch's layer computes
