@@ -1,6 +1,7 @@
 """The CTC transcription tasks: strings made of real items of one split, the label error rate, learning on a
 small sample."""
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pad_packed_sequence
@@ -56,6 +57,43 @@ def test_image_columns_trim_empty_edges():
     columns = image_columns(image)
     assert columns.shape == (3, 4) and columns[0, 1] == 1.0 and columns[2, 3] == 1.0
     assert image_columns(torch.zeros(4, 6).numpy()).shape == (1, 4)
+
+
+def test_training_images_are_stretched_and_shifted_copies_and_evaluation_images_are_not():
+    task = Handwriting()
+    image = task.pool("train")[0][0]  # (C, 28) columns of a real MNIST digit
+    C = image.shape[0]
+    widths, shifts = set(), set()
+    for seed in range(40):
+        out = task.augment(image, torch.Generator().manual_seed(seed))
+        assert out.shape[1] == 28 and round(0.8 * C) <= out.shape[0] <= round(1.25 * C)
+        assert np.array_equal(out, task.augment(image, torch.Generator().manual_seed(seed)))  # seeded
+        # every output column is an input column moved by one shift |s| <= 2 (zeros filling in)
+        fits = [s for s in range(-2, 3) if all(any(np.array_equal(col, shifted(image[c], s)) for c in range(C))
+                                               for col in out)]
+        assert fits
+        widths.add(out.shape[0])
+        shifts.add(fits[0] if len(fits) == 1 else None)
+    assert min(widths) < C < max(widths) and {-2, 2} <= shifts
+    # training batches are augmented, the fixed evaluation strings are the pool's images as they are
+    augmented = next(task.train_batches(8, seed=0)).inputs.data
+    evaluated = task.fixed_strings("test")[:50]
+    task.settings["augment"] = False
+    assert task.augment(image, torch.Generator()) is image
+    plain = next(task.train_batches(8, seed=0)).inputs.data
+    assert augmented.shape != plain.shape or not torch.equal(augmented, plain)
+    task._fixed.clear()
+    pairs = zip(evaluated, task.fixed_strings("test")[:50], strict=True)
+    assert all(torch.equal(x, y) and dx == dy for (x, dx), (y, dy) in pairs)
+
+
+def shifted(column, s):
+    out = np.roll(column, s)
+    if s > 0:
+        out[:s] = 0
+    elif s < 0:
+        out[s:] = 0
+    return out
 
 
 def test_batches_and_metrics_of_a_perfect_transcription():

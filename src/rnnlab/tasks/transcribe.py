@@ -32,6 +32,12 @@ class Transcribe(DigitStringTask):
     """Spoken digit strings (FSDD recordings concatenated) to text with CTC; label error rate."""
 
     name = "transcribe"
+    notes = """\
+What the defaults give (2026-12-02, `rnnlab train transcribe --cell CELL --seed 0 --threads 1`, 1500 steps of 32
+strings, bidirectional, 128 units; 2 shared CPU cores at load average 7-9), on the 1,000 test strings:
+  LSTM  label error rate 0.84%, strings exactly right 96.7%
+  GRU   label error rate 0.61%, strings exactly right 97.5%  (523 s of training)
+beside the most frequent digit at the median length: 109.8%, 0%. One seed each."""
     summary = ("speech to text: strings of 1-7 spoken digits (FSDD recordings concatenated), CTC "
                "(label error rate, string accuracy)")
     defaults = {

@@ -101,9 +101,16 @@ class DigitStringTask(Task):
     def gap_frame(self) -> np.ndarray:
         """``(input_size,)`` the frame that fills the gaps between items (silence, a blank column)."""
 
+    def augment(self, item: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """A training item as it enters a training string (``(T_i, input_size)``): unchanged here; a subclass
+        may distort it with draws from ``generator``. Evaluation strings are never augmented."""
+        return item
+
     # ---------------------------------------------------------------------------------------------- strings
-    def draw_strings(self, split: str, n: int, generator: torch.Generator) -> list[tuple[torch.Tensor, list[int]]]:
-        """``n`` strings of ``split``'s items: ``(frames (T, input_size), digits)`` each, drawn from ``generator``."""
+    def draw_strings(self, split: str, n: int, generator: torch.Generator, *, augment: bool = False
+                     ) -> list[tuple[torch.Tensor, list[int]]]:
+        """``n`` strings of ``split``'s items: ``(frames (T, input_size), digits)`` each, drawn from ``generator``;
+        with ``augment`` every item passes through :meth:`augment` (training strings)."""
         items, digits = self.pool(split)
         s = self.settings
         gap = torch.from_numpy(self.gap_frame()).unsqueeze(0)  # (1, input_size)
@@ -114,7 +121,8 @@ class DigitStringTask(Task):
             gaps = torch.randint(s["min_gap"], s["max_gap"] + 1, (k + 1,), generator=generator).tolist()
             pieces = [gap.expand(gaps[0], -1)]
             for i, g in zip(chosen, gaps[1:], strict=True):
-                pieces += [torch.from_numpy(items[i]), gap.expand(g, -1)]
+                item = self.augment(items[i], generator) if augment else items[i]
+                pieces += [torch.from_numpy(item), gap.expand(g, -1)]
             strings.append((torch.cat(pieces), [int(digits[i]) for i in chosen]))  # (T, input_size)
         return strings
 
@@ -141,7 +149,8 @@ class DigitStringTask(Task):
     def train_batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[Batch]:
         step = start_step
         while True:
-            yield self.collate(self.draw_strings("train", batch_size, derive_generator("train", seed, step)))
+            yield self.collate(self.draw_strings("train", batch_size, derive_generator("train", seed, step),
+                                                 augment=True))
             step += 1
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:

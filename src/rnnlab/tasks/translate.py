@@ -27,8 +27,13 @@ Metrics and baseline
 ``nll_nats`` per target token (monitored on the validation split) and ``token_accuracy`` under teacher forcing,
 ``perplexity``; on the test split also ``bleu`` and ``chrf`` (sacrebleu, case-insensitive, its default 13a
 tokenisation) of the beam-search translations (``--beam-size``, ``--length-penalty``) against the reference
-sentences as written. The baseline copies the source sentence as its translation (names, numbers and
-punctuation carry over) and is scored by the same BLEU and chrF.
+sentences as written. With ``--replace-unknown`` (the default) every ``<unk>`` of a translation is replaced by the
+source word it attended to most (Luong et al. 2015's unknown-word replacement, :meth:`rnnlab.Seq2Seq.align`), so
+names and numbers outside the target vocabulary are copied instead of printed as ``<unk>``. The baseline copies
+the source sentence as its translation (names, numbers and punctuation carry over) and is scored by the same BLEU
+and chrF.
+
+What the defaults give is in :attr:`Translate.notes` (``rnnlab train translate --help``).
 """
 
 from __future__ import annotations
@@ -127,6 +132,20 @@ class Translate(Task):
     )
     monitor = "nll_nats"
     higher_is_better = False
+    notes = """\
+What the defaults give (2026-12-02, 2 shared CPU cores at load average 4-8, --threads 1, seed 0): `rnnlab train
+translate` (LSTM, 128 units, bidirectional encoder, additive attention, 2000 steps of 64 pairs, about 10 epochs of
+the 12,038 training verses of at most 25 words; 1180 s of training) scores on the 703 test verses
+  BLEU 16.3, chrF 31.6 (beam 5; without --replace-unknown: BLEU 11.6, chrF 27.5)
+beside copying the source sentence, BLEU 0.4, chrF 17.5. Token accuracy under teacher forcing 0.47, 2.91
+nats per target word. On the validation verses beam 5 beats greedy decoding (BLEU 15.4 vs 13.7); beam 10 gives
+15.8, length penalty 0.6 / 1.5 give 15.0 / 15.1. An earlier run stopped at 470 steps had learnt nothing (BLEU
+0.4): the model needs its 2000 steps (validation nats per word 4.46 at step 400, 3.28 at 1000, 2.95 at 2000).
+Published, for scale (another corpus; recalled, not checked here): Sennrich & Zhang (2019) report an RNN
+encoder-decoder with high-resource settings near 0 BLEU on 100k words of German-English (IWSLT), and the same
+model tuned for low resources (subword vocabulary, dropout, small batches) ahead of phrase-based SMT from 100k
+words on; this corpus has about 220k source words. Many outputs are still <unk> before replacement (a word
+vocabulary of 6000 ids; 1726 in the 703 test translations): a subword vocabulary is the next step."""
     defaults = {
         "hidden_size": 128,
         "bidirectional": True,
