@@ -72,7 +72,7 @@ inline Tensor none_tensor(const Tensor& like) { return at::empty({0}, like.optio
 // to the pool (at most kPoolBytes of them, else to the system) and the next call of the same shape reuses them,
 // already mapped. Buffers below kPoolMinBytes come from torch's allocator as usual.
 constexpr size_t kPoolMinBytes = 64 * 1024;
-constexpr size_t kPoolBytes = size_t(512) << 20;
+constexpr size_t kPoolBytes = size_t(256) << 20;
 
 class BufferPool {
  public:
