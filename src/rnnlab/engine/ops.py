@@ -643,7 +643,11 @@ def register_family(family: KernelFamily) -> None:
         if torch.is_grad_enabled():  # the backward must be differentiable itself: recompute with the reference
             result = _differentiable_backward(family, named, aux, ctx.options, grads, needs)
         else:
-            result = getattr(torch.ops.rnnlab, bwd_name)(
+            # eager (the context of _EagerSequence, which sets `needs`): the backward's CPU implementation
+            # directly, as call() does for the forward (the dispatcher's round trip cost ~60 us a call);
+            # traced: the registered backward op, so that graphs hold it
+            backward_op = backward_cpu if hasattr(ctx, "needs") else getattr(torch.ops.rnnlab, bwd_name)
+            result = backward_op(
                 *(None if g is None else g.contiguous() for g in grads), [hseq, *saved], *named.values(),
                 *aux.values(), ctx.options["flags"], ctx.options["hidden"], ctx.options["zoneout_rate"])
             result = [g if (need and named[n] is not None) else None
