@@ -95,24 +95,29 @@ def test_layout_header_carries_the_table():
         assert (build.build_directory() / build.LAYOUT_HEADER).read_text() == text
 
 
-def test_registered_op_equals_the_eager_path():
+def assert_registered_op_equals_the_eager_path(call_args, hidden_size: int) -> None:
     """The dispatcher route (what tracing and torch.func see) and the eager shortcut give the same outputs and
-    gradients."""
-    cell = LSTMMath(4, "peephole", proj_size=2)
-    family, flags, named, aux, rate = _call_args(cell, 3, project=False, lengths=True, zoneout="train")
+    gradients, exactly, for one kernel call's ``(family, flags, named, aux, zoneout rate)``."""
+    family, flags, named, aux, rate = call_args
     leaves = {n: t.clone().requires_grad_() for n, t in named.items() if t is not None}
     results = []
     for registered in (False, True):
         args = {n: leaves.get(n) for n in named}
         if registered:
             out = ops.sequence_op(family.name)(*args.values(), *(aux.get(n) for n in ops.AUX_NAMES), flags,
-                                               cell.hidden_size, True, rate, True)
+                                               hidden_size, True, rate, True)
         else:
-            out = ops.call(family, flags, cell.hidden_size, args, aux, all_states=True, zoneout_rate=rate, save=True)
+            out = ops.call(family, flags, hidden_size, args, aux, all_states=True, zoneout_rate=rate, save=True)
         loss = sum((o * (i + 1)).sum() for i, o in enumerate(out[:4]))
         results.append([*out[:4], *torch.autograd.grad(loss, list(leaves.values()))])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_registered_op_equals_the_eager_path():
+    cell = LSTMMath(4, "peephole", proj_size=2)
+    call_args = _call_args(cell, 3, project=False, lengths=True, zoneout="train")
+    assert_registered_op_equals_the_eager_path(call_args, cell.hidden_size)
 
 
 def test_build_cache_is_keyed_by_the_torch_installation(monkeypatch, tmp_path):

@@ -16,6 +16,7 @@ from rnnlab.engine import build, fused, ops
 from rnnlab.engine.reference import run_reference
 from rnnlab.engine.zoneout import Zoneout
 from tests.engine.test_fused import MODES, assert_engines_agree, make_inputs
+from tests.engine.test_ops import assert_registered_op_equals_the_eager_path
 
 pytestmark = pytest.mark.skipif(not build.load(), reason="the fused engine did not build")
 
@@ -151,20 +152,8 @@ def test_fake_shapes_equal_the_kernel_outputs(cell_id):
 def test_registered_op_equals_the_eager_path(cell_id):
     _, cell, input_size, modes = _BY_ID[cell_id]
     zoneout = "train" if "packed+zoneout" in modes else None
-    family, flags, named, aux, rate = _call_args(cell, input_size, project=False, lengths=True, zoneout=zoneout)
-    leaves = {n: t.clone().requires_grad_() for n, t in named.items() if t is not None}
-    results = []
-    for registered in (False, True):
-        args = {n: leaves.get(n) for n in named}
-        if registered:
-            out = ops.sequence_op(family.name)(*args.values(), *(aux.get(n) for n in ops.AUX_NAMES), flags,
-                                               cell.hidden_size, True, rate, True)
-        else:
-            out = ops.call(family, flags, cell.hidden_size, args, aux, all_states=True, zoneout_rate=rate, save=True)
-        loss = sum((o * (i + 1)).sum() for i, o in enumerate(out[:4]))
-        results.append([*out[:4], *torch.autograd.grad(loss, list(leaves.values()))])
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    call_args = _call_args(cell, input_size, project=False, lengths=True, zoneout=zoneout)
+    assert_registered_op_equals_the_eager_path(call_args, cell.hidden_size)
 
 
 @pytest.mark.parametrize("cell_id", list(_BY_ID))
