@@ -48,6 +48,14 @@ def test_every_help_has_an_example(capsys, command):
     assert code == 0 and "Example" in out
 
 
+@pytest.mark.parametrize("command", ["train", "generate", "predict", "translate"])
+def test_a_command_without_arguments_shows_its_whole_help(capsys, command):
+    code, out, err = run_cli(capsys, command)
+    assert code == 2 and out == ""
+    assert err.startswith(f"Usage: rnnlab {command} ") and "rnnlab: error" not in err
+    assert len(err.splitlines()) > 5 and "Options:" in err
+
+
 def test_every_command_has_an_example_in_its_help():
     for name, command in cli.commands.items():
         assert "Example" in (command.help or ""), name

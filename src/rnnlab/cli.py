@@ -625,6 +625,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 _PYTHON_SHOWWARNING = warnings.showwarning
+#: click >= 8.2 raises this for a command with ``no_args_is_help`` called without arguments (older click exits 0)
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -640,6 +642,9 @@ def main(argv: list[str] | None = None) -> None:
             warnings.simplefilter("always", InputWarning)
             warnings.showwarning = _show_warning
             code = cli.main(args=argv, prog_name="rnnlab", standalone_mode=False)
+    except _NO_ARGS_IS_HELP as exc:  # `rnnlab train` alone: the command's help, whole, as click itself shows it
+        click.echo(exc.format_message(), err=True)
+        code = EXIT_BAD_INPUT
     except click.UsageError as exc:  # bad option or argument, from click
         click.echo(f"rnnlab: error: {_one_line(exc.format_message())}", err=True)
         code = EXIT_BAD_INPUT
