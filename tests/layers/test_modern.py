@@ -477,3 +477,18 @@ def test_a_stack_of_foreign_modules_is_a_type_error_and_bad_hx_a_value_error():
         rnnlab.Stack(torch.nn.LSTM(3, 4))
     with pytest.raises(ValueError, match="expected hx to be a tuple of 2 layer states"):
         rnnlab.build_layer("gru+lstm", 3, 4)(torch.randn(2, 1, 3), torch.zeros(1, 1, 4))
+
+
+@pytest.mark.parametrize("make", [rnnlab.cells.minimal.MinGRUMath, rnnlab.cells.minimal.MinLSTMMath],
+                         ids=["mingru", "minlstm"])
+def test_linear_coefficients_are_the_exponentials_of_the_log_ones(make):
+    """What the eager scan runs (a, b) equals what the traced log-space scan runs (log a, log b), exponentiated,
+    out to pre-activations of +-19 (gates saturated to 6e-9; beyond 20 torch's softplus returns its input, which
+    costs the log form a relative 1e-9)."""
+    cell = make(5)
+    gx = torch.cat([torch.linspace(-19, 19, 5 * len(cell.gates_ih), dtype=torch.double).view(1, -1),
+                    torch.randn(3, 5 * len(cell.gates_ih), dtype=torch.double)])
+    a, b = cell.linear_coefficients(gx, {})
+    log_a, log_b = cell.log_coefficients(gx)
+    torch.testing.assert_close(a, log_a.exp(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(b, log_b.exp(), rtol=1e-12, atol=0)

@@ -8,16 +8,16 @@ loop (its gates read the input only), so the whole sequence is a prefix scan ins
   inside a chunk one batched product with the ``K x K`` matrix :math:`L_{ts} = \\lambda^{t-s}` (``t >= s``),
   across chunks a carry :math:`x_{cK-1}` taken ``T/K`` times. Only non-negative powers of :math:`\\lambda` appear,
   so nothing overflows however long the sequence;
-- :func:`linear_scan`: real :math:`a_t, b_t` (minGRU and minLSTM, whose coefficients come as logarithms, and the
-  RG-LRU, whose ``b`` has any sign), a chunked scan in linear space: inside every chunk of ``K`` steps a loop of
-  ``K`` vectorised steps over all chunks at once, from a zero state, keeping the chunk's running product of ``a``;
-  the states before the chunks are the same recurrence over the ``T/K`` chunk summaries (recursively); then one
-  fused multiply-add puts them in. ``O(T)`` work, ``O(K log_K T)`` sequential operations, and only products of the
-  given ``a`` (nothing overflows while ``|a| <= 1``). Feng et al. train minGRU/minLSTM with Heinsen's log-space
-  scan (:math:`h_t = \\exp(a^*_t + \\mathrm{logcumsumexp}_{s \\le t}(\\log b_s - a^*_s))`, :math:`a^*` the running
-  sum of :math:`\\log a`); the linear-space scan computes the same recurrence 4-5x faster on one CPU thread
-  (forward and backward, T = 1000-4000, B = 16, H = 64: ``logcumsumexp`` and its backward dominate the log-space
-  form), and is as stable here since :math:`0 < a_t < 1` (products only shrink; nothing is divided);
+- :func:`linear_scan`: real :math:`a_t, b_t` (minGRU and minLSTM, whose positive coefficients the paper forms as
+  logarithms, and the RG-LRU, whose ``b`` has any sign), a chunked scan in linear space: inside every chunk of ``K``
+  steps a loop of ``K`` vectorised steps over all chunks at once, from a zero state, keeping the chunk's running
+  product of ``a``; the states before the chunks are the same recurrence over the ``T/K`` chunk summaries
+  (recursively); then one fused multiply-add puts them in. ``O(T)`` work, ``O(K log_K T)`` sequential operations, and
+  only products of the given ``a`` (nothing overflows while ``|a| <= 1``). Feng et al. train minGRU/minLSTM with
+  Heinsen's log-space scan (:math:`h_t = \\exp(a^*_t + \\mathrm{logcumsumexp}_{s \\le t}(\\log b_s - a^*_s))`,
+  :math:`a^*` the running sum of :math:`\\log a`); the linear-space scan computes the same recurrence 4-5x faster on
+  one CPU thread (forward and backward, T = 1000-4000, B = 16, H = 64: ``logcumsumexp`` and its backward dominate the
+  log-space form), and is as stable here since :math:`0 < a_t < 1` (products only shrink; nothing is divided);
 - :func:`log_space_scan`: that log-space form, for positive ``a, b`` given as logarithms: two cumulative ops over
   time whatever ``T``, so minGRU and minLSTM run it while traced (``torch.compile``, ``torch.export``: one graph
   for every sequence length, which the chunked scans' Python loops cannot give);
@@ -96,11 +96,13 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int = LINEAR_CHUNK) -> 
     if C * K != T:  # steps after the end change nothing before it
         pad = (C * K - T, *b.shape[1:])
         a, b = torch.cat([a, a.new_zeros(pad)]), torch.cat([b, b.new_zeros(pad)])
-    a4, b4 = a.unflatten(0, (C, K)), b.unflatten(0, (C, K))  # (C, K, B, H)
-    prods, local = [a4[:, 0]], [b4[:, 0]]  # per step k of every chunk: prod a, state from zero, (C, B, H)
+    # step k of every chunk, (C, B, H) each; unbind, not indexing: the backward of K index ops would write K
+    # zero-filled (C, K, B, H) gradients, that of unbind stacks once
+    a_k, b_k = a.unflatten(0, (C, K)).unbind(1), b.unflatten(0, (C, K)).unbind(1)
+    prods, local = [a_k[0]], [b_k[0]]  # per step k of every chunk: prod a, state from zero, (C, B, H)
     for k in range(1, K):
-        prods.append(a4[:, k] * prods[-1])
-        local.append(a4[:, k] * local[-1] + b4[:, k])
+        prods.append(a_k[k] * prods[-1])
+        local.append(a_k[k] * local[-1] + b_k[k])
     prod, state = torch.stack(prods, 1), torch.stack(local, 1)  # (C, K, B, H)
     ends = linear_scan(prod[:, -1], state[:, -1], h0, chunk)  # (C, B, H): the state after each chunk
     before = torch.cat([h0.unsqueeze(0), ends[:-1]])  # (C, B, H): the state before each chunk
@@ -159,12 +161,8 @@ def run_scan(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Te
     if cell.scan == "log" and torch.compiler.is_compiling():  # traced: a graph that holds for any length
         log_a, log_b = cell.log_coefficients(gx)
         states: State = (log_space_scan(log_a, log_b, state0[0]),)
-    elif cell.scan in ("log", "linear"):
-        if cell.scan == "log":  # minGRU, minLSTM: the coefficients in log space, as the paper's
-            log_a, log_b = cell.log_coefficients(gx)
-            a, b = log_a.exp(), log_b.exp()
-        else:
-            a, b = cell.linear_coefficients(gx, p)
+    elif cell.scan in ("log", "linear"):  # minGRU, minLSTM (in eager), RG-LRU
+        a, b = cell.linear_coefficients(gx, p)
         states = (linear_scan(a, b, state0[0]),)
     else:
         log_lam, b, x0 = cell.diagonal_terms(gx, state0, p)
