@@ -47,7 +47,7 @@ def test_parallel_scan_equals_stepping(name, packed):
     scan = SCANNED[name](num_layers=2, bidirectional=True).double()
     step = SCANNED[name](num_layers=2, bidirectional=True, backend="reference").double()
     step.load_state_dict(scan.state_dict())
-    T, B = 70, 3  # two chunks of the LRU's scan, the second partial
+    T, B = 70, 3  # 9 chunks of the linear scan (recursing over them), the last partial
     x = torch.randn(T, B, 3, dtype=torch.double)
     hx = tuple(torch.randn(4, B, n, dtype=torch.double) for n in scan.state_layout())
     lengths = torch.tensor([T, 37, 1]) if packed else None
