@@ -217,10 +217,11 @@ def test_float32_outputs_and_gradients_close_to_reference(name, cell, input_size
 # ---- the input projection on the engine's GEMM --------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("rows", [5, 300])  # below and above the packing threshold
-def test_fused_linear_equals_torch_linear(dtype, rows):
+@pytest.mark.parametrize("width", [3, 33])  # the one-pass backward of narrow inputs, and the GEMMs
+def test_fused_linear_equals_torch_linear(dtype, rows, width):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, 2, 33, dtype=dtype, generator=g, requires_grad=True)
-    w = torch.randn(70, 33, dtype=dtype, generator=g, requires_grad=True)
+    x = torch.randn(rows, 2, width, dtype=dtype, generator=g, requires_grad=True)
+    w = torch.randn(70, width, dtype=dtype, generator=g, requires_grad=True)
     b = torch.randn(70, dtype=dtype, generator=g, requires_grad=True)
     dy = torch.randn(rows, 2, 70, dtype=dtype, generator=g)
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
@@ -230,6 +231,22 @@ def test_fused_linear_equals_torch_linear(dtype, rows):
         torch.testing.assert_close(a, c, **tol)
     with torch.no_grad():
         torch.testing.assert_close(fused.linear(x, w), torch.nn.functional.linear(x, w), **tol)
+
+
+@pytest.mark.parametrize("width", [3, 33])
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "wb"])
+def test_fused_linear_gradients_of_some_inputs(width, wanted):
+    """Each subset of the gradients (a layer's input rarely requires grad) equals torch's."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, width, dtype=DT, generator=g)
+    w = torch.randn(24, width, dtype=DT, generator=g)
+    b = torch.randn(24, dtype=DT, generator=g)
+    leaves = [t.requires_grad_() for name, t in zip("xwb", (x, w, b), strict=True) if name in wanted]
+    dy = torch.randn(40, 24, dtype=DT, generator=g)
+    ours = torch.autograd.grad(fused.linear(x, w, b), leaves, dy)
+    theirs = torch.autograd.grad(torch.nn.functional.linear(x, w, b), leaves, dy)
+    for a, c in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
 
 
 def test_gradcheck_fused_linear():
