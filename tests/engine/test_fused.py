@@ -352,8 +352,8 @@ def test_backward_in_chunks_of_steps(cell):
 @pytest.mark.parametrize("name,cell,input_size", [c for c in CELLS if c[1].input_is_affine()][::3],
                          ids=[c[0] for c in CELLS if c[1].input_is_affine()][::3])
 def test_training_from_input_equals_reference(name, cell, input_size, mode):
-    """In training the kernel projects the input itself too (DeferredLinear's stand-in of gx): outputs and
-    every gradient, the input weights' included, equal the reference's."""
+    """In training the kernel projects the input itself too (the op's backward differentiates x and the input
+    weights through d gx): outputs and every gradient, the input weights' included, equal the reference's."""
     lengths, rate, training, all_states = MODES[mode]
     x, state0, p = make_inputs(cell, input_size)
     zoneout = None
@@ -373,8 +373,10 @@ def test_training_from_input_equals_reference(name, cell, input_size, mode):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-def test_gradcheck_fused_sequence_from_input():
-    """The kernel projecting x in training: the op on DeferredLinear's stand-in of gx."""
+@pytest.mark.parametrize("way", ["eager", "registered op"])
+def test_gradcheck_fused_sequence_from_input(way):
+    """The kernel projecting x in training: the op with x, weight_ih, bias_ih in aux and no gx, called as eager
+    execution calls it (ops.call) and through the dispatcher (as graphs hold it)."""
     cell = LSTMMath(3, "peephole")
     x, state0, p = make_inputs(cell, 2, steps=3, batch=2)
     family, flags = ops.plan(cell)
@@ -382,8 +384,11 @@ def test_gradcheck_fused_sequence_from_input():
     inputs = [given.get(name) for name in family.input_names[1:]]
 
     def f(x, w, b, *inputs):
-        named = dict(zip(family.input_names, (fused.DeferredLinear.apply(x, w, b), *inputs), strict=True))
+        named = dict(zip(family.input_names, (None, *inputs), strict=True))
         aux = {"x": x, "weight_ih": w, "bias_ih": b}
+        if way == "registered op":
+            args = [named[n] for n in family.input_names] + [aux.get(n) for n in ops.AUX_NAMES]
+            return ops.sequence_op(family.name)(*args, flags, cell.hidden_size, False, 0.0, True)[:3]
         return ops.call(family, flags, cell.hidden_size, named, aux, all_states=False, zoneout_rate=0.0,
                         save=True)[:3]
 
