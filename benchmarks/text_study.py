@@ -38,6 +38,17 @@ VARIANTS = {
     "pretrain": ["--pretrain-steps", "300"],
     "minilm": ["--embedding-init", "minilm"],
     "balanced": ["--class-weights", "balanced"],
+    "long": ["--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "minilm_long": ["--embedding-init", "minilm", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "attention_long": ["--readout", "attention", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "cased_long": ["--lowercase", "false", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "vocab_all": ["--vocab-texts", "all"],
+    "vocab_all_minilm": ["--vocab-texts", "all", "--embedding-init", "minilm"],
+    "cased_minilm_long": ["--lowercase", "false", "--embedding-init", "minilm", "--steps", "2400", "--eval-every",
+                          "100", "--patience", "6"],
+    "cased_vocab_all_long": ["--lowercase", "false", "--vocab-texts", "all", "--steps", "2400", "--eval-every",
+                             "100", "--patience", "6"],
+    "mean_long": ["--readout", "mean", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
 }
 
 

@@ -119,6 +119,47 @@ def test_balanced_class_weights(write):
     assert Sentiment(data=str(path)).class_weights() is None
 
 
+# ---------------------------------------------------------------------------------------- vocabulary, case
+def test_vocab_texts_all_reads_every_split_without_their_labels(write):
+    rows = reviews(40)
+    train = write("train.csv", csv_text(rows))
+    test = write("test.csv", csv_text(rows[:10] + [("Quokka quokka quokka!", "neg")]))
+    only_train = Sentiment(data=str(train), test_data=str(test), embedding_size=4)
+    everything = Sentiment(data=str(train), test_data=str(test), embedding_size=4, vocab_texts="all")
+    assert "quokka" not in only_train.vocab and "quokka" in everything.vocab  # only in the test file
+    assert set(only_train.vocab.tokens) < set(everything.vocab.tokens)
+    vectors = everything.initial_vectors()  # PPMI-SVD of the same texts: the test-only word has a vector
+    assert vectors.shape == (len(everything.vocab), 4) and vectors[everything.vocab.id_of("quokka")].any()
+    assert everything.classes == only_train.classes  # labels: still from the training split only
+
+
+def test_lowercase_false_keeps_case_and_a_saved_run_reads_with_it(write, tmp_path):
+    path = write("cased.csv", csv_text([("GREAT snack", "pos"), ("great snack", "neg")] * 20))
+    cased, lower = Sentiment(data=str(path), lowercase=False), Sentiment(data=str(path))
+    assert {"GREAT", "great"} <= set(cased.vocab.tokens) and "GREAT" not in lower.vocab
+    cased.save_artifacts(tmp_path)
+    restored = Sentiment(data="/nonexistent.csv", lowercase=False)
+    restored.load_artifacts(tmp_path)
+    ids, _ = restored.encode(["GREAT great Great"])
+    assert restored.vocab.decode_tokens(ids[0].tolist()) == ["GREAT", "great", "<unk>"]
+
+
+def test_tfidf_baseline_is_cached_by_its_data(data_csv, write, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    first = Sentiment(data=str(data_csv)).tfidf_log_probs("test")
+    assert len(list((tmp_path / "cache" / "baselines").glob("tfidf-*.npy"))) == 1
+    import sklearn.linear_model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached baseline was fitted again")
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegression", refuse)
+    np.testing.assert_array_equal(Sentiment(data=str(data_csv)).tfidf_log_probs("test"), first)
+    other = write("other.csv", csv_text(reviews(120, seed=1)))  # other texts: fitted anew
+    with pytest.raises(AssertionError, match="fitted again"):
+        Sentiment(data=str(other)).tfidf_log_probs("test")
+
+
 # --------------------------------------------------------------------------------------------- pretraining
 def test_lm_targets_are_next_words_then_previous_words():
     ids = torch.tensor([[5, 8], [6, 9], [7, 0]])  # (T, B): texts [5, 6, 7] and [8, 9]

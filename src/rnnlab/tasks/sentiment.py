@@ -68,6 +68,8 @@ class (the training prior) is reported as ``majority_accuracy`` / ``majority_nll
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import warnings
@@ -81,6 +83,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from rnnlab.data.cache import atomic_write_bytes, cache_dir
 from rnnlab.data.embeddings import minilm_vectors, ppmi_svd_vectors
 from rnnlab.data.files import read_json
 from rnnlab.data.text import TextClassificationData, WordTokenizer, encode_texts, load_sentiment, read_texts
@@ -96,6 +99,8 @@ __all__ = ["Sentiment"]
 
 VOCAB_FILE = "vocab.json"
 LABELS_FILE = "labels.json"
+#: Bumped when the TF-IDF baseline changes, so that its cached predictions are recomputed.
+TFIDF_VERSION = 1
 #: Training batches are drawn from pools of this many batches, sorted by length within the pool.
 POOL_BATCHES = 20
 
@@ -117,6 +122,10 @@ class Sentiment(Task):
         TaskOption("label_column", str, "", "column holding the labels (empty: 'label', or 'score' built in)"),
         TaskOption("vocab_size", int, 20000, "most ids in the vocabulary, <pad> and <unk> included", min_value=3),
         TaskOption("min_freq", int, 2, "words seen fewer times in training become <unk>", min_value=1),
+        TaskOption("vocab_texts", str, "train", "texts the vocabulary and the PPMI-SVD vectors are built on: the "
+                   "training split, or all splits' texts without their labels (and --unlabelled)",
+                   choices=("train", "all")),
+        TaskOption("lowercase", bool, True, "lower-case the words (--no-lowercase keeps case as a cue)"),
         TaskOption("max_len", int, 400, "tokens kept of each text (see --truncate)", min_value=1),
         TaskOption("truncate", str, "head_tail", "what a text longer than --max-len keeps: its first tokens, or "
                    "its first quarter and last three quarters", choices=("head", "head_tail")),
@@ -220,13 +229,21 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
         if self._vocab is None:
             s = self.settings
             self._vocab = Vocab.build(
-                self.data().train.inputs,
-                WordTokenizer(lower=True),
+                self.vocabulary_texts(),
+                WordTokenizer(lower=s["lowercase"]),
                 max_size=s["vocab_size"],
                 min_freq=s["min_freq"],
                 pad=True,
             )
         return self._vocab
+
+    def vocabulary_texts(self) -> list[str]:
+        """The texts the vocabulary is built on: the training split's, or with ``--vocab-texts all`` those of
+        every split (their labels unused) and of ``--unlabelled``."""
+        data = self.data()
+        if self.settings["vocab_texts"] == "train":
+            return list(data.train.inputs)
+        return [*data.train.inputs, *data.valid.inputs, *data.test.inputs, *self.unlabelled_texts()]
 
     @property
     def classes(self) -> list[str]:
@@ -318,9 +335,9 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
         if self._vectors is None:
             pad = (self.vocab.pad_id,)
             if init == "ppmi_svd":
-                ids, lengths, _ = self.encoded("train")
+                ids, lengths = self.encode(self.vocabulary_texts())
                 dim = min(self.settings["embedding_size"], len(self.vocab) - 1)
-                texts = [row[:n].numpy() for row, n in zip(ids, lengths.tolist(), strict=True)]
+                texts = [row[:n] for row, n in zip(ids, lengths.tolist(), strict=True)]
                 self._vectors = ppmi_svd_vectors(texts, len(self.vocab), dim, skip=pad)
             else:
                 self._vectors = minilm_vectors(self.vocab.tokens, self.settings["embedding_size"], skip=pad)
@@ -408,13 +425,22 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
     def tfidf_log_probs(self, split: str) -> np.ndarray:
         """Log-probabilities ``(N, C)`` of the TF-IDF + logistic-regression baseline on ``split``.
 
-        Words and word pairs (this task's tokeniser), sublinear term frequencies; the inverse regularisation
-        ``C`` is the best of a small grid on the validation split (ties: the smaller ``C``).
+        Words and word pairs (lower-cased, this task's tokeniser), sublinear term frequencies; the inverse
+        regularisation ``C`` is the best of a small grid on the validation split (ties: the smaller ``C``).
+        Cached in ``$RNNLAB_CACHE/baselines`` by the texts and labels it was fitted, chosen and evaluated on.
         """
+        data = self.data()
+        split_data = getattr(data, split)
+        # the fit is the same for every run on the same data (seconds to minutes on large sets): cached
+        key = hashlib.blake2b(json.dumps([TFIDF_VERSION, split, [[list(p.inputs), np.asarray(p.labels).tolist()]
+                                          for p in (data.train, data.valid, split_data)]]).encode(),
+                              digest_size=12).hexdigest()
+        cached = cache_dir() / "baselines" / f"tfidf-{key}.npy"
+        if cached.is_file():
+            return np.load(cached)
         from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: slow to import
         from sklearn.linear_model import LogisticRegression
 
-        data = self.data()
         tokenizer = WordTokenizer(lower=True)
         vectorizer = TfidfVectorizer(
             tokenizer=tokenizer.tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True
@@ -429,9 +455,13 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
                 best = (accuracy, model)
         assert best is not None
         model = best[1]
-        probs = np.zeros((len(getattr(data, split)), len(self.classes)))
-        probs[:, model.classes_] = model.predict_proba(vectorizer.transform(getattr(data, split).inputs))
-        return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+        probs = np.zeros((len(split_data), len(self.classes)))
+        probs[:, model.classes_] = model.predict_proba(vectorizer.transform(split_data.inputs))
+        log_probs = np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+        buffer = io.BytesIO()
+        np.save(buffer, log_probs)
+        atomic_write_bytes(cached, buffer.getvalue())
+        return log_probs
 
     # ------------------------------------------------------------------------------------------- artifacts
     def save_artifacts(self, directory: str | Path) -> None:
