@@ -48,6 +48,19 @@ VARIANTS = {
                           "100", "--patience", "6"],
     "cased_vocab_all_long": ["--lowercase", "false", "--vocab-texts", "all", "--steps", "2400", "--eval-every",
                              "100", "--patience", "6"],
+    "e5": ["--epochs", "5", "--patience", "8"],
+    "e5_cased": ["--epochs", "5", "--patience", "8", "--lowercase", "false"],
+    "e5_cased_minilm": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm"],
+    "e5_minilm": ["--epochs", "5", "--patience", "8", "--embedding-init", "minilm"],
+    "e5_cased_minilm_all": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm",
+                            "--vocab-texts", "all"],
+    "e5_cased_minilm_mean": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init",
+                             "minilm", "--readout", "mean"],
+    "e5_cased_minilm_att": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init",
+                            "minilm", "--readout", "attention"],
+    "e10_cased_minilm": ["--epochs", "10", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm"],
+    "ctx": ["--embedding-init", "minilm_context"],
+    "ctx_all": ["--embedding-init", "minilm_context", "--vocab-texts", "all"],
     "mean_long": ["--readout", "mean", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
 }
 
@@ -95,9 +108,9 @@ def summary(args: argparse.Namespace) -> None:
     for path in sorted(Path(args.out).glob("*/results.json")):
         name, variant, cell, _ = path.parent.name.rsplit("-", 3)
         groups.setdefault((name, variant, cell), []).append(json.loads(path.read_text()))
-    print("| set | variant | cell | seeds | test accuracy (mean +- SE) | TF-IDF+LR | majority | margin / SE | "
-          "minutes per run |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| set | variant | cell | seeds | valid accuracy (mean) | test accuracy (mean +- SE) | TF-IDF+LR | "
+          "majority | margin / SE | minutes per run |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (name, variant, cell), results in sorted(groups.items()):
         acc = [r["metrics"]["test_accuracy"] for r in results]
         base = results[0]["baseline"]["test_accuracy"]
@@ -107,8 +120,9 @@ def summary(args: argparse.Namespace) -> None:
         minutes = statistics.fmean(r["train_seconds"] for r in results) / 60
         ratio = (mean - base) / se if se > 0 else float("nan")
         seeds = ", ".join(f"{a:.3f}" for a in acc)
-        print(f"| {name} | {variant} | {cell} | {len(acc)} ({seeds}) | {mean:.4f} +- {se:.4f} | {base:.4f} | "
-              f"{majority:.4f} | {ratio:+.1f} | {minutes:.1f} |")
+        valid = statistics.fmean(r["best_valid"] for r in results)
+        print(f"| {name} | {variant} | {cell} | {len(acc)} ({seeds}) | {valid:.4f} | {mean:.4f} +- {se:.4f} | "
+              f"{base:.4f} | {majority:.4f} | {ratio:+.1f} | {minutes:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> None:

