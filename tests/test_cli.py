@@ -48,6 +48,14 @@ def test_every_help_has_an_example(capsys, command):
     assert code == 0 and "Example" in out
 
 
+@pytest.mark.parametrize("command", ["train", "generate", "predict", "translate"])
+def test_a_command_without_arguments_shows_its_whole_help(capsys, command):
+    code, out, err = run_cli(capsys, command)
+    assert code == 2 and out == ""
+    assert err.startswith(f"Usage: rnnlab {command} ") and "rnnlab: error" not in err
+    assert len(err.splitlines()) > 5 and "Options:" in err
+
+
 def test_every_command_has_an_example_in_its_help():
     for name, command in cli.commands.items():
         assert "Example" in (command.help or ""), name
@@ -89,10 +97,18 @@ def test_max_minutes_stops_training_and_keeps_the_evaluated_result(capsys, tmp_p
     assert 0 < results["steps"] < 100000 and "test_accuracy" in results["metrics"]
 
 
+def test_max_cpu_minutes_reaches_the_config_and_the_results(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "digits", *TINY, "--max-cpu-minutes", "10", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["loop"]["max_cpu_seconds"] == pytest.approx(600)
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["train_cpu_seconds"] > 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train", "digits", "--max-minutes", "0"], "'--max-minutes'"),
+        (["train", "digits", "--max-cpu-minutes", "0"], "'--max-cpu-minutes'"),
         (["train", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: activity, adding"),
         (["train", "digits", "--cell", "transformer"], "unknown cell 'transformer'; expected one of: rnn, lstm"),
         (["train", "digits", "--cell", "lstm", "--variant", "mut1"], "unknown lstm variant 'mut1'"),

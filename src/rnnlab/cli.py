@@ -117,6 +117,9 @@ _RATE = click.FloatRange(min=0.0, max=1.0, max_open=True)
 @click.option("--epochs", type=click.FloatRange(min=0.0, min_open=True), help="Budget in epochs instead.")
 @click.option("--max-minutes", type=click.FloatRange(min=0.0, min_open=True),
               help="Also stop after this many minutes of training (evaluates and keeps the best checkpoint).")
+@click.option("--max-cpu-minutes", type=click.FloatRange(min=0.0, min_open=True),
+              help="Also stop after this many minutes of the process's CPU time: a budget that does not depend "
+                   "on the machine's load.")
 @click.option("--batch-size", type=_POSITIVE, help="Sequences per batch.")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "rmsprop", "sgd"]), help="[default: adam]")
@@ -165,6 +168,8 @@ def train_command(task: str | None, task_args: tuple[str, ...], seq_len, out, re
     overrides = {_TRAIN_FIELDS[k]: v for k, v in options.items() if k in _TRAIN_FIELDS and v is not None}
     if options["max_minutes"] is not None:
         overrides["max_seconds"] = options["max_minutes"] * 60.0
+    if options["max_cpu_minutes"] is not None:
+        overrides["max_cpu_seconds"] = options["max_cpu_minutes"] * 60.0
     layer_options = {k: options[k] for k in _LAYER_OPTIONS if options[k] is not None}
     if layer_options:
         overrides["layer_options"] = layer_options
@@ -243,7 +248,8 @@ def _study_options(f):
         click.argument("task_args", nargs=-1, type=click.UNPROCESSED),
         click.option("--cells", default="rnn,lstm,gru", show_default=True,
                      help="Cells to compare: cell or cell:variant, comma-separated (e.g. lstm:peephole,gru:mut1)."),
-        click.option("--budget", help="Training budget of every run: steps (2000) or seconds (90s)."),
+        click.option("--budget", help="Training budget of every run: steps (2000), seconds (90s), or CPU seconds "
+                                      "of the run's process (90cpu: the same work whatever the machine's load)."),
         click.option("--hidden", type=_POSITIVE, help="Hidden units of every cell (default: the task's)."),
         click.option("--match-params", type=_POSITIVE, help="Choose hidden sizes to give every cell ~N parameters."),
         click.option("--workers", type=_POSITIVE, default=2, show_default=True, help="Runs trained at once."),
@@ -270,7 +276,7 @@ def _fractions(text: str | None) -> tuple[float, ...]:
 @click.option("--tasks", help="Several tasks in one study: TASK[:option=value...],... (each with its defaults).")
 @click.option("--tune", type=int, default=4, show_default=True,
               help="Tuning trials per cell (Optuna, the task's search space); 0: the task's defaults.")
-@click.option("--tune-budget", help="Budget of each tuning trial: steps or seconds (default: --budget).")
+@click.option("--tune-budget", help="Budget of each tuning trial: steps, seconds or CPU seconds (default: --budget).")
 @click.option("--tune-batch", type=_POSITIVE, default=2, show_default=True,
               help="Trials of a cell proposed at once (results do not depend on --workers; raise it to use more "
                    "workers on few cells).")
@@ -619,6 +625,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 _PYTHON_SHOWWARNING = warnings.showwarning
+#: click >= 8.2 raises this for a command with ``no_args_is_help`` called without arguments (older click exits 0)
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -634,6 +642,9 @@ def main(argv: list[str] | None = None) -> None:
             warnings.simplefilter("always", InputWarning)
             warnings.showwarning = _show_warning
             code = cli.main(args=argv, prog_name="rnnlab", standalone_mode=False)
+    except _NO_ARGS_IS_HELP as exc:  # `rnnlab train` alone: the command's help, whole, as click itself shows it
+        click.echo(exc.format_message(), err=True)
+        code = EXIT_BAD_INPUT
     except click.UsageError as exc:  # bad option or argument, from click
         click.echo(f"rnnlab: error: {_one_line(exc.format_message())}", err=True)
         code = EXIT_BAD_INPUT

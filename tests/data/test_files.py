@@ -58,7 +58,9 @@ def test_header_without_rows(write):
 
 def test_bad_encoding_names_the_encoding_tried(write):
     path = write("latin.csv", "text,label\ncaf\xe9,pos\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"cannot read latin.csv as UTF-8: byte 0xe9 at offset 14 is invalid"):
+    message = (r"cannot read latin.csv as UTF-8: byte 0xe9 at offset 14 is invalid; "
+               r"convert it to UTF-8 first \(for example: iconv -f LATIN1 -t UTF-8 latin.csv > converted.csv\)$")
+    with pytest.raises(InputError, match=message):
         read_table(path)
     assert read_table(path, encoding="latin-1")["text"].tolist() == ["café"]
 

@@ -217,10 +217,11 @@ def test_float32_outputs_and_gradients_close_to_reference(name, cell, input_size
 # ---- the input projection on the engine's GEMM --------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("rows", [5, 300])  # below and above the packing threshold
-def test_fused_linear_equals_torch_linear(dtype, rows):
+@pytest.mark.parametrize("width", [3, 33])  # the one-pass backward of narrow inputs, and the GEMMs
+def test_fused_linear_equals_torch_linear(dtype, rows, width):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, 2, 33, dtype=dtype, generator=g, requires_grad=True)
-    w = torch.randn(70, 33, dtype=dtype, generator=g, requires_grad=True)
+    x = torch.randn(rows, 2, width, dtype=dtype, generator=g, requires_grad=True)
+    w = torch.randn(70, width, dtype=dtype, generator=g, requires_grad=True)
     b = torch.randn(70, dtype=dtype, generator=g, requires_grad=True)
     dy = torch.randn(rows, 2, 70, dtype=dtype, generator=g)
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
@@ -230,6 +231,22 @@ def test_fused_linear_equals_torch_linear(dtype, rows):
         torch.testing.assert_close(a, c, **tol)
     with torch.no_grad():
         torch.testing.assert_close(fused.linear(x, w), torch.nn.functional.linear(x, w), **tol)
+
+
+@pytest.mark.parametrize("width", [3, 33])
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "wb"])
+def test_fused_linear_gradients_of_some_inputs(width, wanted):
+    """Each subset of the gradients (a layer's input rarely requires grad) equals torch's."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, width, dtype=DT, generator=g)
+    w = torch.randn(24, width, dtype=DT, generator=g)
+    b = torch.randn(24, dtype=DT, generator=g)
+    leaves = [t.requires_grad_() for name, t in zip("xwb", (x, w, b), strict=True) if name in wanted]
+    dy = torch.randn(40, 24, dtype=DT, generator=g)
+    ours = torch.autograd.grad(fused.linear(x, w, b), leaves, dy)
+    theirs = torch.autograd.grad(torch.nn.functional.linear(x, w, b), leaves, dy)
+    for a, c in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
 
 
 def test_gradcheck_fused_linear():
@@ -335,8 +352,8 @@ def test_backward_in_chunks_of_steps(cell):
 @pytest.mark.parametrize("name,cell,input_size", [c for c in CELLS if c[1].input_is_affine()][::3],
                          ids=[c[0] for c in CELLS if c[1].input_is_affine()][::3])
 def test_training_from_input_equals_reference(name, cell, input_size, mode):
-    """In training the kernel projects the input itself too (DeferredLinear's stand-in of gx): outputs and
-    every gradient, the input weights' included, equal the reference's."""
+    """In training the kernel projects the input itself too (the op's backward differentiates x and the input
+    weights through d gx): outputs and every gradient, the input weights' included, equal the reference's."""
     lengths, rate, training, all_states = MODES[mode]
     x, state0, p = make_inputs(cell, input_size)
     zoneout = None
@@ -356,8 +373,10 @@ def test_training_from_input_equals_reference(name, cell, input_size, mode):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-def test_gradcheck_fused_sequence_from_input():
-    """The kernel projecting x in training: the op on DeferredLinear's stand-in of gx."""
+@pytest.mark.parametrize("way", ["eager", "registered op"])
+def test_gradcheck_fused_sequence_from_input(way):
+    """The kernel projecting x in training: the op with x, weight_ih, bias_ih in aux and no gx, called as eager
+    execution calls it (ops.call) and through the dispatcher (as graphs hold it)."""
     cell = LSTMMath(3, "peephole")
     x, state0, p = make_inputs(cell, 2, steps=3, batch=2)
     family, flags = ops.plan(cell)
@@ -365,8 +384,11 @@ def test_gradcheck_fused_sequence_from_input():
     inputs = [given.get(name) for name in family.input_names[1:]]
 
     def f(x, w, b, *inputs):
-        named = dict(zip(family.input_names, (fused.DeferredLinear.apply(x, w, b), *inputs), strict=True))
+        named = dict(zip(family.input_names, (None, *inputs), strict=True))
         aux = {"x": x, "weight_ih": w, "bias_ih": b}
+        if way == "registered op":
+            args = [named[n] for n in family.input_names] + [aux.get(n) for n in ops.AUX_NAMES]
+            return ops.sequence_op(family.name)(*args, flags, cell.hidden_size, False, 0.0, True)[:3]
         return ops.call(family, flags, cell.hidden_size, named, aux, all_states=False, zoneout_rate=0.0,
                         save=True)[:3]
 

@@ -47,7 +47,7 @@ def test_parallel_scan_equals_stepping(name, packed):
     scan = SCANNED[name](num_layers=2, bidirectional=True).double()
     step = SCANNED[name](num_layers=2, bidirectional=True, backend="reference").double()
     step.load_state_dict(scan.state_dict())
-    T, B = 70, 3  # two chunks of the LRU's scan, the second partial
+    T, B = 70, 3  # 9 chunks of the linear scan (recursing over them), the last partial
     x = torch.randn(T, B, 3, dtype=torch.double)
     hx = tuple(torch.randn(4, B, n, dtype=torch.double) for n in scan.state_layout())
     lengths = torch.tensor([T, 37, 1]) if packed else None
@@ -93,6 +93,51 @@ def test_linear_scan_equals_the_loop_for_any_length_and_sign(T):
         h = a[t] * h + b[t]
         expected.append(h)
     torch.testing.assert_close(linear_scan(a, b, h0, chunk=4), torch.stack(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_of_the_chunked_scans():
+    """gradcheck in float64 of the scans on their chunked paths: the linear scan over chunks of chunks (T = 11
+    in chunks of 2), the diagonal scan over several chunks, one partial (T = 10 in chunks of 4), and the log-space
+    scan (the layers' gradcheck in test_gradcheck.py runs 4 steps, within one chunk)."""
+    torch.manual_seed(0)
+    T, B, H = 11, 2, 3
+    a = (2 * torch.rand(T, B, H, dtype=torch.double) - 1).requires_grad_()
+    b, h0 = torch.randn(T, B, H, dtype=torch.double, requires_grad=True), torch.randn(B, H, dtype=torch.double,
+                                                                                       requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, chunk=2), (a, b, h0))
+    log_a = (-torch.rand(T, B, H, dtype=torch.double)).requires_grad_()
+    assert torch.autograd.gradcheck(log_space_scan, (log_a, b, h0))
+    lam_re, lam_im = (-torch.rand(H, dtype=torch.double)).requires_grad_(), torch.rand(H, dtype=torch.double,
+                                                                                        requires_grad=True)
+    br, bi = torch.randn(10, B, H, dtype=torch.double, requires_grad=True), torch.randn(10, B, H, dtype=torch.double,
+                                                                                        requires_grad=True)
+
+    def diagonal(lam_re, lam_im, br, bi, h0):
+        x = diagonal_scan(torch.complex(lam_re, lam_im), torch.complex(br, bi), h0.to(torch.cdouble), chunk=4)
+        return x.real, x.imag
+
+    assert torch.autograd.gradcheck(diagonal, (lam_re, lam_im, br, bi, h0))
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm", "rglru", "lru"])
+def test_gradcheck_of_the_scanned_layers_beyond_one_chunk(name):
+    """The layers' default (scan) engine over 12 steps (beyond the linear scan's chunk of 8), packed, from a
+    random state: gradcheck of inputs, state and parameters."""
+    torch.manual_seed(0)
+    layer = SCANNED[name]().double()
+    x = torch.randn(12, 2, 3, dtype=torch.double, requires_grad=True)
+    hx = [torch.randn(1, 2, n, dtype=torch.double, requires_grad=True) for n in layer.state_layout()]
+    names = [n for n, _ in layer.named_parameters()]
+    lengths = torch.tensor([12, 9])
+
+    def fn(x, *rest):
+        state, weights = rest[:len(hx)], rest[len(hx):]
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, final = torch.func.functional_call(layer, dict(zip(names, weights, strict=True)),
+                                                (packed, state[0] if len(state) == 1 else tuple(state)))
+        return (out.data, *((final,) if isinstance(final, torch.Tensor) else final))
+
+    assert torch.autograd.gradcheck(fn, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6)
 
 
 def test_scan_stays_finite_over_4000_steps_in_float32():
@@ -339,6 +384,38 @@ def test_mixed_stack_state_layout_and_stepping():
     torch.testing.assert_close(torch.cat(outs), full, rtol=0, atol=1e-12)
 
 
+def test_mixed_stack_fast_path_equals_the_reference_and_passes_gradcheck():
+    """An LSTM+GRU stack on the fused engine equals the same stack on the reference engine in float64 (outputs,
+    states, every gradient), and its gradients pass gradcheck."""
+    torch.manual_seed(0)
+    fast = rnnlab.build_layer("lstm+gru", 3, 4, num_layers=2).double()
+    ref = rnnlab.build_layer("lstm+gru", 3, 4, num_layers=2, backend="reference").double()
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(7, 2, 3, dtype=torch.double)
+
+    def flat(final):
+        return [t for s in final for t in ((s,) if isinstance(s, torch.Tensor) else s)]
+
+    results = []
+    for layer in (fast, ref):
+        xi = x.clone().requires_grad_()
+        out, final = layer(xi)
+        outputs = [out, *flat(final)]
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, dtype=o.dtype, generator=g)).sum() for o in outputs)
+        results.append([*outputs, *torch.autograd.grad(loss, [xi, *layer.parameters()])])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    names = [n for n, _ in fast.named_parameters()]
+
+    def fn(x, *weights):
+        out, final = torch.func.functional_call(fast, dict(zip(names, weights, strict=True)), (x,))
+        return (out, *flat(final))
+
+    xg = torch.randn(4, 2, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (xg, *fast.parameters()), eps=1e-6, atol=1e-6)
+
+
 def test_mixed_stack_equals_its_layers_run_by_hand_and_takes_packed_input():
     torch.manual_seed(0)
     lstm, gru = rnnlab.LSTM(3, 4, bidirectional=True).double(), rnnlab.MinGRU(8, 5).double()
@@ -400,3 +477,18 @@ def test_a_stack_of_foreign_modules_is_a_type_error_and_bad_hx_a_value_error():
         rnnlab.Stack(torch.nn.LSTM(3, 4))
     with pytest.raises(ValueError, match="expected hx to be a tuple of 2 layer states"):
         rnnlab.build_layer("gru+lstm", 3, 4)(torch.randn(2, 1, 3), torch.zeros(1, 1, 4))
+
+
+@pytest.mark.parametrize("make", [rnnlab.cells.minimal.MinGRUMath, rnnlab.cells.minimal.MinLSTMMath],
+                         ids=["mingru", "minlstm"])
+def test_linear_coefficients_are_the_exponentials_of_the_log_ones(make):
+    """What the eager scan runs (a, b) equals what the traced log-space scan runs (log a, log b), exponentiated,
+    out to pre-activations of +-19 (gates saturated to 6e-9; beyond 20 torch's softplus returns its input, which
+    costs the log form a relative 1e-9)."""
+    cell = make(5)
+    gx = torch.cat([torch.linspace(-19, 19, 5 * len(cell.gates_ih), dtype=torch.double).view(1, -1),
+                    torch.randn(3, 5 * len(cell.gates_ih), dtype=torch.double)])
+    a, b = cell.linear_coefficients(gx, {})
+    log_a, log_b = cell.log_coefficients(gx)
+    torch.testing.assert_close(a, log_a.exp(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(b, log_b.exp(), rtol=1e-12, atol=0)

@@ -31,8 +31,10 @@ def test_parse_cells_errors(text, message):
 def test_budget_parse():
     assert Budget.parse("2000") == Budget(steps=2000)
     assert Budget.parse("90s") == Budget(seconds=90.0)
+    assert Budget.parse("120cpu") == Budget(cpu_seconds=120.0)
+    assert Budget.parse("120cpu").overrides() == {"max_cpu_seconds": 120.0}
     assert Budget.parse(None) == Budget()
-    for bad in ("0", "-5", "abc", "0s", "nans"):
+    for bad in ("0", "-5", "abc", "0s", "nans", "0cpu", "cpu", "infcpu"):
         with pytest.raises(ValueError, match="--budget expects a positive number of steps"):
             Budget.parse(bad)
 

@@ -170,3 +170,18 @@ def test_unknown_words_are_replaced_by_the_most_attended_source_word(pairs_tsv):
     task.settings["replace_unknown"] = False
     assert task.translate_ids(Fixed(), source, torch.tensor([3, 1]), source_tokens=tokens) == ["uno <unk> dos",
                                                                                               "<unk>"]
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_heatmap_rows_name_the_word_that_replaced_an_unknown(pairs_tsv, replace):
+    task = Translate(data=str(pairs_tsv), replace_unknown=replace)
+    model = task.build_model("gru", 8).eval()
+    source, target = task.vocabs
+    text = "three one four"
+    source_ids = torch.tensor([source.id_of(w) for w in text.split()]).unsqueeze(1)  # (S, 1)
+    words = [target.id_of("uno"), target.unk_id]
+    with torch.no_grad():
+        rows, columns = task.heatmap_labels(model, source_ids, words, text)
+        attended = model.align(source_ids, torch.tensor([3]), [words])[0][1]
+    assert columns == ["three", "one", "four"]
+    assert rows == ["uno", f"{columns[attended]} (<unk>)" if replace else "<unk>", "<eos>"]

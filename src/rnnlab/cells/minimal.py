@@ -2,9 +2,9 @@
 
 The gates see the input only, never :math:`h_{t-1}`, so the recurrence is linear in ``h``:
 :math:`h_t = a_t \\odot h_{t-1} + b_t` with ``a_t, b_t`` computed for all steps at once. Training runs it as a
-parallel scan (:func:`rnnlab.engine.scan.linear_scan` on :math:`a_t = e^{\\log a_t}, b_t = e^{\\log b_t}` from
-the log-space coefficients below; the paper's log-space scan computes the same recurrence, more slowly on a CPU);
-inference may step it like any RNN.
+parallel scan (:func:`rnnlab.engine.scan.linear_scan` on the coefficients :math:`a_t, b_t` themselves, formed
+without logarithms; the paper's log-space scan over the log-space coefficients below computes the same recurrence,
+more slowly on a CPU, and runs when traced); inference may step it like any RNN.
 Both compute the same numbers.
 
 minGRU (the paper's log-space version, its Appendix B.3, which is the one it trains):
@@ -100,6 +100,11 @@ class _Minimal(CellMath):
         """``(log a_t, log b_t)`` of :math:`h_t = a_t h_{t-1} + b_t`, each ``(..., H)`` from ``gx`` ``(..., G*H)``."""
         raise NotImplementedError
 
+    def linear_coefficients(self, gx: Tensor, p: Params) -> tuple[Tensor, Tensor]:
+        """``(a_t, b_t)`` themselves, each ``(..., H)``: the exponentials of :meth:`log_coefficients`, in fewer
+        element-wise passes (what the eager scan runs)."""
+        raise NotImplementedError
+
 
 class MinGRUMath(_Minimal):
     """One minGRU step. ``gx`` ``(B, 2H)`` rows ``z, h``; state ``(h,)``."""
@@ -117,6 +122,10 @@ class MinGRUMath(_Minimal):
     def log_coefficients(self, gx: Tensor) -> tuple[Tensor, Tensor]:
         k_z, k_h = gx.chunk(2, dim=-1)
         return -F.softplus(k_z), -F.softplus(-k_z) + log_g(k_h)
+
+    def linear_coefficients(self, gx: Tensor, p: Params) -> tuple[Tensor, Tensor]:
+        k_z, k_h = gx.chunk(2, dim=-1)  # a = 1 - z = sigmoid(-k_z), exact however close z is to 1
+        return (-k_z).sigmoid(), k_z.sigmoid() * g(k_h)
 
 
 class MinLSTMMath(_Minimal):
@@ -138,3 +147,8 @@ class MinLSTMMath(_Minimal):
         k_f, k_i, k_h = gx.chunk(3, dim=-1)
         d = F.softplus(-k_f) - F.softplus(-k_i)  # log(i / f)
         return -F.softplus(d), -F.softplus(-d) + log_g(k_h)
+
+    def linear_coefficients(self, gx: Tensor, p: Params) -> tuple[Tensor, Tensor]:
+        k_f, k_i, k_h = gx.chunk(3, dim=-1)
+        d = F.softplus(-k_f) - F.softplus(-k_i)  # log(i / f): f' = sigmoid(-d), i' = sigmoid(d)
+        return (-d).sigmoid(), d.sigmoid() * g(k_h)

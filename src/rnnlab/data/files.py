@@ -173,7 +173,8 @@ def _read_decoded(path: str | Path, encoding: str) -> str:
         bad = raw[err.start : err.start + 1].hex()
         raise InputError(
             f"cannot read {path.name} as {encoding.upper()}: byte 0x{bad} at offset {err.start} is invalid; "
-            f"save the file as {encoding.upper()} or pass its encoding"
+            f"convert it to {encoding.upper()} first (for example: iconv -f LATIN1 -t {encoding.upper()} "
+            f"{path.name} > converted{path.suffix})"
         ) from None
     except LookupError:
         raise InputError(f"unknown text encoding {encoding!r} for {path.name}") from None

@@ -44,36 +44,13 @@ class FusedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
         ctx.save_for_backward(x, weight)  # the tensors themselves (views made here would have no history)
-        ctx.has_bias, ctx.shape = bias is not None, x.shape
+        ctx.has_bias = bias is not None
         return _linear_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, dy: Tensor):
         x, weight = ctx.saved_tensors
-        needs = list(ctx.needs_input_grad)
-        x2 = x.reshape(-1, x.shape[-1])  # (R, K)
-        dy2 = dy.reshape(-1, weight.shape[0])  # (R, N)
-        if torch.is_grad_enabled():  # create_graph: the same formulas with torch's differentiable ops
-            return (dy2.mm(weight).view(ctx.shape) if needs[0] else None, dy2.t().mm(x2) if needs[1] else None,
-                    dy2.sum(0) if (needs[2] and ctx.has_bias) else None)
-        dx, dw, db = torch.ops.rnnlab.linear_backward(dy2.contiguous(), x2.contiguous(), weight.contiguous(),
-                                                      ctx.has_bias, *needs)
-        return (dx.view(ctx.shape) if needs[0] else None, dw if needs[1] else None,
-                db if (needs[2] and ctx.has_bias) else None)
-
-
-class DeferredLinear(FusedLinear):
-    """The input projection of a sequence whose kernel projects the input itself, a few steps at a time (in
-    cache; ``gx`` ``(T, B, D_gx)`` is never stored whole). The forward computes nothing: it returns a stand-in
-    of ``gx``'s shape (one element, expanded) that holds the projection's place in the autograd graph; the
-    backward is :class:`FusedLinear`'s, on the ``d gx`` that the kernel's backward returns. A node of its own,
-    so that the sequence's saved buffers are freed before it runs."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias, ctx.shape = bias is not None, x.shape
-        return x.new_empty(1).expand(*x.shape[:-1], weight.shape[0])
+        return ops.input_projection_grads(dy, x, weight, ctx.has_bias, ctx.needs_input_grad)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -144,9 +121,10 @@ def run_from_input(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengt
     """:func:`run_fused` on ``gx = cell.project_input(x, p)``, ``x`` ``(T, B, I)``.
 
     With an affine input projection the kernel projects the input itself a few steps at a time, so the
-    projections stay in cache and ``gx`` is never stored whole; in training, :class:`DeferredLinear` stands in
-    for ``gx`` in the graph and gives ``x`` and the input weights their gradients. Otherwise the projection of
-    every step is hoisted into one GEMM (:func:`project_input`).
+    projections stay in cache and ``gx`` is never stored whole; in training, the op's backward gives ``x`` and
+    the input weights their gradients from the ``d gx`` of its kernel (:func:`rnnlab.engine.ops.call`: no
+    autograd node of their own). Otherwise the projection of every step is hoisted into one GEMM
+    (:func:`project_input`).
     """
     if (cell.input_is_affine() and supports(cell) and active_probe() is None and not ops.traced((x,))
             and build.load() and _usable(x, (p["weight_ih"], p.get("bias_ih")))):
@@ -173,8 +151,6 @@ def _run_kernel(cell: CellMath, gx: Tensor | None, x: Tensor | None, state0: Sta
                    bias_ih=None if p.get("bias_ih") is None else p["bias_ih"].contiguous())
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in (*named.values(), *aux.values()))
-    if grad and gx is None:  # a stand-in of gx in the graph (T, B, D_gx), whose backward gives x and W_ih theirs
-        named["gx"] = DeferredLinear.apply(aux["x"], aux["weight_ih"], aux["bias_ih"])
     hseq, h_T, c_T, cseq, _ = ops.call(family, flags, cell.hidden_size, named, aux, all_states=all_states,
                                        zoneout_rate=rate, save=grad)
     if family.states == 2:

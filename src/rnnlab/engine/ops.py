@@ -32,7 +32,8 @@ holds the buffers the backward reads. Each op has
   ``csrc/F.cpp`` on lists of optional tensors in the order above), or, if the build failed, the reference engine;
 - a fake (meta) implementation: the shapes of every output from the flags and the input shapes
   (:attr:`KernelFamily.shapes`), so ``torch.compile`` and ``torch.export`` trace through it;
-- autograd (``register_autograd`` with ``setup_context``): the kernel's hand-written BPTT; when the backward
+- autograd (``register_autograd`` with ``setup_context``): the kernel's hand-written BPTT (with ``x`` in aux,
+  the gradients of ``x``, ``weight_ih`` and ``bias_ih`` from the kernel's ``d gx``); when the backward
   itself must be differentiable (``create_graph=True``: double backward, gradient penalties, Hessian-vector
   products) it recomputes the sequence with the reference engine and differentiates that, so higher-order
   gradients are exact (never a silent zero);
@@ -61,6 +62,7 @@ How a new family registers its kernel
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,14 +81,17 @@ from rnnlab.engine.zoneout import Zoneout
 
 NAMESPACE = "rnnlab"
 
-#: Auxiliary tensors of every kernel (never differentiated), ``(Python name, C++ name)`` in order: packed
-#: lengths ``(B,)`` int64; zoneout masks of ``h`` and ``c`` ``(T, B, n)`` (training); the clockwork period of
-#: each unit ``(H,)`` and each sequence's clock at ``t = 0`` ``(B,)``; and, when the kernel projects the layer
-#: input itself a few steps at a time, ``x`` ``(T, B, I)`` with ``weight_ih`` ``(D, I)`` and ``bias_ih`` ``(D,)``.
+#: Auxiliary tensors of every kernel, ``(Python name, C++ name)`` in order: packed lengths ``(B,)`` int64;
+#: zoneout masks of ``h`` and ``c`` ``(T, B, n)`` (training); the clockwork period of each unit ``(H,)`` and each
+#: sequence's clock at ``t = 0`` ``(B,)`` (these never differentiated); and, when the kernel projects the layer
+#: input itself a few steps at a time, ``x`` ``(T, B, I)`` with ``weight_ih`` ``(D, I)`` and ``bias_ih`` ``(D,)``,
+#: which the autograd formula differentiates through ``d gx`` (:func:`input_projection_grads`).
 AUX = (("lengths", "LENGTHS"), ("mask_h", "MASK_H"), ("mask_c", "MASK_C"), ("periods", "PERIODS"),
        ("clock0", "CLOCK0"), ("x", "X"), ("weight_ih", "W_IH"), ("bias_ih", "B_IH"))
 AUX_NAMES = tuple(name for name, _ in AUX)
 AUX_INDEX = {name: i for i, name in enumerate(AUX_NAMES)}
+#: the aux slots of the input projection ``gx = x W_ih^T + b_ih`` that a kernel computes itself
+_PROJECTION = (AUX_INDEX["x"], AUX_INDEX["weight_ih"], AUX_INDEX["bias_ih"])
 #: outputs of every sequence op, before the saved buffers
 OUTPUTS = ("hseq", "h_T", "c_T", "cseq")
 #: the non-tensor arguments that end every sequence op, in order, and its backward's
@@ -133,7 +138,7 @@ class KernelFamily:
     states: int = 1
     variants: tuple[tuple[str, int], ...] = ()
 
-    @property
+    @functools.cached_property
     def input_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.inputs)
 
@@ -426,6 +431,22 @@ def call(family: KernelFamily, flags: int, hidden: int, named: dict[str, Tensor 
     return impl.forward(*args, *options)
 
 
+def input_projection_grads(dgx: Tensor, x: Tensor, weight: Tensor, has_bias: bool,
+                           needs: Sequence[bool]) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of ``gx = x W^T + b`` from ``d gx`` ``(..., D)``: ``dx = d gx W`` ``(..., I)``, ``dW = d gx^T x``
+    ``(D, I)`` (all leading dimensions summed), ``db = sum d gx`` ``(D,)``; None where ``needs`` (x, W, b) is
+    False or there is no bias. The compiled GEMMs (``csrc/linear.cpp``), or torch's ops while differentiable itself."""
+    D, I = weight.shape
+    dy, x2 = dgx.reshape(-1, D), x.reshape(-1, I)  # (R, D), (R, I)
+    if torch.is_grad_enabled() or not build.load():  # create_graph: torch's differentiable ops
+        dx, dw, db = dy.mm(weight), dy.t().mm(x2), dy.sum(0)
+    else:
+        dx, dw, db = torch.ops.rnnlab.linear_backward(dy.contiguous(), x2.contiguous(), weight.contiguous(),
+                                                      has_bias, *needs)
+    return (dx.view(x.shape) if needs[0] else None, dw if needs[1] else None,
+            db if (needs[2] and has_bias) else None)
+
+
 def _split(family: KernelFamily, args: Sequence[Any], options: Sequence[str] = OPTIONS):
     """The op's positional arguments -> (named inputs, named aux, options dict)."""
     n, a = len(family.inputs), len(AUX)
@@ -598,11 +619,12 @@ def register_family(family: KernelFamily) -> None:
         if _dims(family, named, aux, options["hidden"]).B == 0:
             return _zero_grads(family, named, aux)
         if not build.load():  # the forward ran the reference engine: differentiate it
-            needs = [t is not None for t in named.values()]
+            needs = [t is not None or (n == "gx" and aux.get("x") is not None) for n, t in named.items()]
             with torch.enable_grad():
                 detached = {n: None if t is None else t.detach() for n, t in named.items()}
-                grads_in = _differentiable_backward(family, detached, aux, {**options, "all_states": True},
-                                                    [None if g is None else g.detach() for g in grads], needs)
+                grads_in, dgx = _differentiable_backward(family, detached, aux, {**options, "all_states": True},
+                                                         [None if g is None else g.detach() for g in grads], needs)
+                grads_in[0] = dgx
             return [g.detach() if g is not None else named[n].new_zeros(0) if named[n] is not None else
                     _like(named, aux).new_zeros(0) for n, g in zip(family.input_names, grads_in, strict=True)]
         inputs, aux_list = _kernel_lists(family, named, aux, backward=True)
@@ -639,9 +661,14 @@ def register_family(family: KernelFamily) -> None:
         rest = tensors[sum(ctx.present):]
         hseq, saved = rest[0], rest[1:]
         grads = (grad_hseq, grad_h_T, grad_c_T, grad_cseq)
-        needs = getattr(ctx, "needs", ctx.needs_input_grad)[:n_in]
+        all_needs = getattr(ctx, "needs", ctx.needs_input_grad)
+        needs = all_needs[:n_in]
+        # the kernel projected x itself: x, weight_ih, bias_ih get their gradients from d gx here
+        proj_needs = tuple(all_needs[n_in + i] for i in _PROJECTION) if aux["x"] is not None else (False,) * 3
+        if any(proj_needs):
+            needs = (True, *needs[1:])
         if torch.is_grad_enabled():  # the backward must be differentiable itself: recompute with the reference
-            result = _differentiable_backward(family, named, aux, ctx.options, grads, needs)
+            result, dgx = _differentiable_backward(family, named, aux, ctx.options, grads, needs)
         else:
             # eager (the context of _EagerSequence, which sets `needs`): the backward's CPU implementation
             # directly, as call() does for the forward (the dispatcher's round trip cost ~60 us a call);
@@ -650,9 +677,15 @@ def register_family(family: KernelFamily) -> None:
             result = backward_op(
                 *(None if g is None else g.contiguous() for g in grads), [hseq, *saved], *named.values(),
                 *aux.values(), ctx.options["flags"], ctx.options["hidden"], ctx.options["zoneout_rate"])
+            dgx = result[0]
             result = [g if (need and named[n] is not None) else None
                       for n, g, need in zip(family.input_names, result, needs, strict=True)]
-        return (*result, *([None] * (n_aux + len(OPTIONS))))
+        aux_grads = [None] * n_aux
+        if any(proj_needs):
+            for i, g in zip(_PROJECTION, input_projection_grads(dgx, aux["x"], aux["weight_ih"],
+                                                                aux["bias_ih"] is not None, proj_needs), strict=True):
+                aux_grads[i] = g
+        return (*result, *aux_grads, *([None] * len(OPTIONS)))
 
     _IMPLS[family.name] = _Impl(forward_cpu, setup_context, backward)
     torch.library.register_autograd(fwd_qual, backward, setup_context=setup_context, lib=_library)
@@ -674,7 +707,9 @@ def _zero_grads(family: KernelFamily, named: dict, aux: dict, fake: bool = False
 
 def _differentiable_backward(family: KernelFamily, named: dict, aux: dict, options: dict, grads, needs):
     """The gradients of the op's inputs as a differentiable function of the inputs and of ``grads``: the
-    sequence recomputed by the reference engine, then ``torch.autograd.grad(..., create_graph=True)``."""
+    sequence recomputed by the reference engine, then ``torch.autograd.grad(..., create_graph=True)``.
+    Returns them (None where not needed) and ``d gx`` (None unless ``gx``'s is needed: with ``x`` in aux, the
+    gradient of the projection it recomputes)."""
     with torch.enable_grad():
         gx = None
         if aux.get("x") is not None:  # the input was projected by the kernel: project it again (differentiably)
@@ -696,7 +731,7 @@ def _differentiable_backward(family: KernelFamily, named: dict, aux: dict, optio
         wanted = [inputs[name] for name, need in zip(family.input_names, needs, strict=True)
                   if need and inputs[name] is not None]
         if not pairs or not wanted:
-            return [None] * len(family.inputs)
+            return [None] * len(family.inputs), None
         result = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], create_graph=True,
                                           allow_unused=True))
     out = []
@@ -706,7 +741,10 @@ def _differentiable_backward(family: KernelFamily, named: dict, aux: dict, optio
             out.append(torch.zeros_like(inputs[name]) if g is None else g)
         else:
             out.append(None)
-    return out
+    dgx = out[0]
+    if named["gx"] is None:  # the stand-in recomputed from x: not an input of the op
+        out[0] = None
+    return out, dgx
 
 
 def _loop_vmap(qualname: str):

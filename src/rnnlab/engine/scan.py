@@ -4,20 +4,19 @@ RG-LRU, mLSTM).
 Such a cell computes :math:`h_t = a_t \\odot h_{t-1} + b_t` with ``a_t, b_t`` known for every step before the
 loop (its gates read the input only), so the whole sequence is a prefix scan instead of ``T`` dependent steps:
 
-- :func:`diagonal_scan`: a constant complex diagonal :math:`a_t = \\lambda` (the LRU), in chunks of ``K`` steps:
-  inside a chunk one batched product with the ``K x K`` matrix :math:`L_{ts} = \\lambda^{t-s}` (``t >= s``),
-  across chunks a carry :math:`x_{cK-1}` taken ``T/K`` times. Only non-negative powers of :math:`\\lambda` appear,
-  so nothing overflows however long the sequence;
-- :func:`linear_scan`: real :math:`a_t, b_t` (minGRU and minLSTM, whose coefficients come as logarithms, and the
-  RG-LRU, whose ``b`` has any sign), a chunked scan in linear space: inside every chunk of ``K`` steps a loop of
-  ``K`` vectorised steps over all chunks at once, from a zero state, keeping the chunk's running product of ``a``;
-  the states before the chunks are the same recurrence over the ``T/K`` chunk summaries (recursively); then one
-  fused multiply-add puts them in. ``O(T)`` work, ``O(K log_K T)`` sequential operations, and only products of the
-  given ``a`` (nothing overflows while ``|a| <= 1``). Feng et al. train minGRU/minLSTM with Heinsen's log-space
-  scan (:math:`h_t = \\exp(a^*_t + \\mathrm{logcumsumexp}_{s \\le t}(\\log b_s - a^*_s))`, :math:`a^*` the running
-  sum of :math:`\\log a`); the linear-space scan computes the same recurrence 4-5x faster on one CPU thread
-  (forward and backward, T = 1000-4000, B = 16, H = 64: ``logcumsumexp`` and its backward dominate the log-space
-  form), and is as stable here since :math:`0 < a_t < 1` (products only shrink; nothing is divided);
+- :func:`diagonal_scan`: a constant complex diagonal :math:`a_t = \\lambda` (the LRU): the linear scan below on
+  complex numbers. (It was a product with the ``K x K`` matrix :math:`\\lambda^{t-s}` inside chunks of 64 steps:
+  ``K`` times the work, 1.5-2x slower in forward+backward at T = 1000, B = 50, N = 32 on one thread);
+- :func:`linear_scan`: :math:`a_t, b_t` real or complex (minGRU and minLSTM, whose positive coefficients the paper
+  forms as logarithms, and the RG-LRU, whose ``b`` has any sign), a chunked scan in linear space: inside every chunk
+  of ``K`` steps a loop of ``K`` vectorised steps over all chunks at once, from a zero state, keeping the chunk's
+  running product of ``a``; the states before the chunks are the same recurrence over the ``T/K`` chunk summaries
+  (recursively); then one fused multiply-add puts them in. ``O(T)`` work, ``O(K log_K T)`` sequential operations, and
+  only products of the given ``a`` (nothing overflows while ``|a| <= 1``). Feng et al. train minGRU/minLSTM with
+  Heinsen's log-space scan (:math:`h_t = \\exp(a^*_t + \\mathrm{logcumsumexp}_{s \\le t}(\\log b_s - a^*_s))`,
+  :math:`a^*` the running sum of :math:`\\log a`); the linear-space scan computes the same recurrence 4-5x faster on
+  one CPU thread (forward and backward, T = 1000-4000, B = 16, H = 64: ``logcumsumexp`` and its backward dominate the
+  log-space form), and is as stable here since :math:`0 < a_t < 1` (products only shrink; nothing is divided);
 - :func:`log_space_scan`: that log-space form, for positive ``a, b`` given as logarithms: two cumulative ops over
   time whatever ``T``, so minGRU and minLSTM run it while traced (``torch.compile``, ``torch.export``: one graph
   for every sequence length, which the chunked scans' Python loops cannot give);
@@ -37,7 +36,6 @@ from torch import Tensor
 
 from rnnlab.cells.base import CellMath, Params, State
 
-CHUNK = 64  # steps per chunk of the diagonal scan
 LINEAR_CHUNK = 8  # steps per chunk of the linear scan (4-8 measured fastest on one thread, T = 1000 and 4000)
 
 
@@ -96,11 +94,13 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int = LINEAR_CHUNK) -> 
     if C * K != T:  # steps after the end change nothing before it
         pad = (C * K - T, *b.shape[1:])
         a, b = torch.cat([a, a.new_zeros(pad)]), torch.cat([b, b.new_zeros(pad)])
-    a4, b4 = a.unflatten(0, (C, K)), b.unflatten(0, (C, K))  # (C, K, B, H)
-    prods, local = [a4[:, 0]], [b4[:, 0]]  # per step k of every chunk: prod a, state from zero, (C, B, H)
+    # step k of every chunk, (C, B, H) each; unbind, not indexing: the backward of K index ops would write K
+    # zero-filled (C, K, B, H) gradients, that of unbind stacks once
+    a_k, b_k = a.unflatten(0, (C, K)).unbind(1), b.unflatten(0, (C, K)).unbind(1)
+    prods, local = [a_k[0]], [b_k[0]]  # per step k of every chunk: prod a, state from zero, (C, B, H)
     for k in range(1, K):
-        prods.append(a4[:, k] * prods[-1])
-        local.append(a4[:, k] * local[-1] + b4[:, k])
+        prods.append(a_k[k] * prods[-1])
+        local.append(a_k[k] * local[-1] + b_k[k])
     prod, state = torch.stack(prods, 1), torch.stack(local, 1)  # (C, K, B, H)
     ends = linear_scan(prod[:, -1], state[:, -1], h0, chunk)  # (C, B, H): the state after each chunk
     before = torch.cat([h0.unsqueeze(0), ends[:-1]])  # (C, B, H): the state before each chunk
@@ -117,26 +117,10 @@ def log_space_scan(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
     return torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=0)) + torch.exp(a_star) * h0
 
 
-def diagonal_scan(log_lam: Tensor, b: Tensor, x0: Tensor, chunk: int = CHUNK) -> Tensor:
-    """``x`` ``(T, B, N)`` of :math:`x_t = \\lambda x_{t-1} + b_t` (complex), ``log λ`` ``(N,)``, ``x0`` ``(B, N)``."""
-    T, B, N = b.shape
-    K = min(chunk, T)
-    C = -(-T // K)  # chunks
-    if C * K != T:  # zeros after the end change nothing before it
-        b = torch.cat([b, b.new_zeros(C * K - T, B, N)])
-    j = torch.arange(K + 1, device=b.device, dtype=log_lam.real.dtype)
-    powers = torch.exp(j.unsqueeze(1) * log_lam)  # (K+1, N): λ^0 .. λ^K
-    lag = torch.arange(K, device=b.device)
-    lag = lag.unsqueeze(1) - lag.unsqueeze(0)  # (K, K): t - s
-    L = torch.where((lag >= 0).unsqueeze(-1), powers[lag.clamp(min=0)], powers.new_zeros(()))  # (K, K, N)
-    local = torch.einsum("tsn,csbn->ctbn", L, b.view(C, K, B, N))  # (C, K, B, N): each chunk from a zero state
-    carries, carry = [], x0  # carries[c]: the state before chunk c, (B, N)
-    for c in range(C):
-        carries.append(carry)
-        carry = powers[K] * carry + local[c, -1]
-    before = torch.stack(carries)  # (C, B, N)
-    x = local + powers[1:].view(1, K, 1, N) * before.unsqueeze(1)  # (C, K, B, N)
-    return x.reshape(C * K, B, N)[:T]
+def diagonal_scan(log_lam: Tensor, b: Tensor, x0: Tensor, chunk: int = LINEAR_CHUNK) -> Tensor:
+    """``x`` ``(T, B, N)`` of :math:`x_t = \\lambda x_{t-1} + b_t` (complex), ``log λ`` ``(N,)``, ``x0`` ``(B, N)``:
+    :func:`linear_scan` with :math:`a_t = \\lambda` (a broadcast view, not ``T`` copies)."""
+    return linear_scan(torch.exp(log_lam).expand(b.shape), b, x0, chunk)
 
 
 def run_scan(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Tensor | None = None,
@@ -159,12 +143,8 @@ def run_scan(cell: CellMath, x: Tensor, state0: State, p: Params, *, lengths: Te
     if cell.scan == "log" and torch.compiler.is_compiling():  # traced: a graph that holds for any length
         log_a, log_b = cell.log_coefficients(gx)
         states: State = (log_space_scan(log_a, log_b, state0[0]),)
-    elif cell.scan in ("log", "linear"):
-        if cell.scan == "log":  # minGRU, minLSTM: the coefficients in log space, as the paper's
-            log_a, log_b = cell.log_coefficients(gx)
-            a, b = log_a.exp(), log_b.exp()
-        else:
-            a, b = cell.linear_coefficients(gx, p)
+    elif cell.scan in ("log", "linear"):  # minGRU, minLSTM (in eager), RG-LRU
+        a, b = cell.linear_coefficients(gx, p)
         states = (linear_scan(a, b, state0[0]),)
     else:
         log_lam, b, x0 = cell.diagonal_terms(gx, state0, p)

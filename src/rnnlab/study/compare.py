@@ -56,18 +56,27 @@ EXECUTORS = ("local", "ray")
 
 @dataclass
 class Budget:
-    """The training budget of every run: optimizer steps, or wall-clock seconds (then steps is a cap)."""
+    """The training budget of every run: optimizer steps, or wall-clock seconds, or CPU seconds of the run's
+    process (with either time budget, the steps are a cap)."""
 
     steps: int | None = None  # None: the task's default number of steps
-    seconds: float | None = None  # stop each run after this much training time
+    seconds: float | None = None  # stop each run after this much training time (wall clock)
+    cpu_seconds: float | None = None  # stop each run after this much CPU time: a budget that other jobs on the
+    # machine do not shrink (they slow the wall clock, not the run's own count)
 
     @classmethod
     def parse(cls, text: str | None, flag: str = "--budget") -> Budget:
-        """``"2000"`` (steps) or ``"90s"`` (seconds); ``None`` keeps the task's default steps."""
+        """``"2000"`` (steps), ``"90s"`` (seconds) or ``"90cpu"`` (CPU seconds); ``None`` keeps the task's
+        default steps."""
         if text is None:
             return cls()
         raw = text.strip().lower()
         try:
+            if raw.endswith("cpu"):
+                cpu_seconds = float(raw[:-3])
+                if not (cpu_seconds > 0 and math.isfinite(cpu_seconds)):
+                    raise ValueError
+                return cls(cpu_seconds=cpu_seconds)
             if raw.endswith("s"):
                 seconds = float(raw[:-1])
                 if not (seconds > 0 and math.isfinite(seconds)):
@@ -78,8 +87,8 @@ class Budget:
                 raise ValueError
             return cls(steps=steps)
         except ValueError:
-            raise InputError(f"{flag} expects a positive number of steps (2000) or seconds (90s), got {text!r}") \
-                from None
+            raise InputError(f"{flag} expects a positive number of steps (2000), seconds (90s) or CPU seconds "
+                             f"(90cpu), got {text!r}") from None
 
     def overrides(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -87,11 +96,15 @@ class Budget:
             out["steps"] = self.steps
         if self.seconds is not None:
             out["max_seconds"] = self.seconds
+        if self.cpu_seconds is not None:
+            out["max_cpu_seconds"] = self.cpu_seconds
         return out
 
     def describe(self) -> str:
         if self.seconds is not None:
             return f"{self.seconds:g} s per run"
+        if self.cpu_seconds is not None:
+            return f"{self.cpu_seconds:g} CPU s per run"
         return f"{self.steps} steps per run" if self.steps is not None else "the task's default budget"
 
 
@@ -215,11 +228,15 @@ class StudyConfig:
         tune_budget = self.tune_budget or budget
         sig: dict[str, Any] = {
             "tasks": {t.name: get_task(t.name).resolve_options(t.options) for t in self.tasks},
-            "budget_steps": budget.steps, "budget_seconds": budget.seconds, "match_params": self.match_params,
+            "budget_steps": budget.steps, "budget_seconds": budget.seconds,
+            **({"budget_cpu_seconds": budget.cpu_seconds} if budget.cpu_seconds is not None else {}),
+            "match_params": self.match_params,
             "hidden_size": self.hidden_size, "tune": self.tune,
         }
         if self.tune:
             sig.update(tune_budget_steps=tune_budget.steps, tune_budget_seconds=tune_budget.seconds,
+                       **({"tune_budget_cpu_seconds": tune_budget.cpu_seconds}
+                          if tune_budget.cpu_seconds is not None else {}),
                        tune_batch=self.tune_batch, sampler=self.sampler, prune=self.prune,
                        space={t.name: format_space(self.space_for(t.name)) for t in self.tasks})
         return sig

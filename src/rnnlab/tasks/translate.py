@@ -52,7 +52,7 @@ from torch import nn
 
 from rnnlab.data.parallel import BIBLES, ParallelData, load_parallel
 from rnnlab.data.text import read_texts
-from rnnlab.data.vocab import Vocab, WordTokenizer
+from rnnlab.data.vocab import UNK, Vocab, WordTokenizer
 from rnnlab.errors import InputError, InputWarning
 from rnnlab.layers import Seq2Seq, build_layer
 from rnnlab.layers.attention import ATTENTIONS
@@ -423,9 +423,23 @@ vocabulary of 6000 ids; 1726 in the 703 test translations): a subword vocabulary
         return out
 
     # ---------------------------------------------------------------------------------------------- report
+    def heatmap_labels(self, model: nn.Module, source_ids: torch.Tensor, words: list[int], text: str,
+                       ) -> tuple[list[str], list[str]]:
+        """Row labels (the translation ``words``, then ``<eos>``) and column labels (the source's words) of an
+        attention heatmap of one source ``(S, 1)``. With ``--replace-unknown`` a ``<unk>`` row is labelled as
+        printed: the source word that replaced it, ``"word (<unk>)"``."""
+        source_vocab, target_vocab = self.vocabs
+        rows, columns = target_vocab.decode_tokens(words), source_vocab.tokenizer.tokenize(text)
+        if self.settings["replace_unknown"] and target_vocab.unk_id in words:
+            where = model.align(source_ids, torch.tensor([source_ids.shape[0]]), [words])[0]
+            rows = [f"{columns[p]} ({UNK})" if i == target_vocab.unk_id and p < len(columns) else w
+                    for i, w, p in zip(words, rows, where, strict=True)]
+        return rows + [EOS], columns
+
     def write_report(self, model: nn.Module, directory: str | Path) -> list[Path]:
         """Attention heatmaps (``attention_1.png`` ...) of the beam-search translations of the first test
-        pairs: the weight each target word (rows) gave each source word (columns)."""
+        pairs: the weight each target word (rows) gave each source word (columns). With ``--replace-unknown`` a
+        row whose word was ``<unk>`` is labelled with the source word that replaced it, ``word (<unk>)``."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -445,8 +459,7 @@ vocabulary of 6000 ids; 1726 in the 703 test translations): a subword vocabulary
                 source_ids = torch.from_numpy(pairs[k][0]).unsqueeze(1)  # (S, 1)
                 target_in = torch.tensor([target_vocab.id_of(BOS), *words]).unsqueeze(1)  # (T, 1)
                 _, weights = model(source_ids, torch.tensor([len(pairs[k][0])]), target_in, return_attention=True)
-                rows = target_vocab.decode_tokens(words) + [EOS]
-                columns = source_vocab.tokenizer.tokenize(text)
+                rows, columns = self.heatmap_labels(model, source_ids, words, text)
                 fig, ax = plt.subplots(figsize=(max(4.0, 1 + 0.4 * len(columns)), max(2.5, 1 + 0.35 * len(rows))))
                 ax.imshow(weights[:, 0].numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
                 ax.set_xticks(range(len(columns)), columns, rotation=90)

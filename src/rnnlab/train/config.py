@@ -96,6 +96,9 @@ class LoopConfig:
     steps: int | None = 1000  # optimizer steps; None when the budget is given in epochs
     epochs: float | None = None  # budget in passes over the training split (overrides steps)
     max_seconds: float | None = None  # also stop after this much training time (a wall-clock budget); None: no limit
+    max_cpu_seconds: float | None = None  # also stop after this much CPU time of the training process (a budget
+    # that does not depend on the machine's load: other jobs on the cores slow the clock, not this count; with
+    # threads > 1 it counts every thread's time); None: no limit
     train_fraction: float = 1.0  # train on this share of the training split (nested subsets; Task.restrict_train)
     batch_size: int = 64  # sequences per training batch
     eval_batch_size: int | None = None  # sequences per evaluation batch; None: max(batch_size, 256)
@@ -117,6 +120,8 @@ class LoopConfig:
             _positive_number("epochs", self.epochs)
         if self.max_seconds is not None:
             _positive_number("max_seconds", self.max_seconds)
+        if self.max_cpu_seconds is not None:
+            _positive_number("max_cpu_seconds", self.max_cpu_seconds)
         if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, (int, float)) \
                 or not 0.0 < self.train_fraction <= 1.0:
             raise InputError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")

@@ -125,6 +125,8 @@ class Trainer:
         self.last_eval_step = -1  # the step of the latest validation
         self.loss_window = [0.0, 0]  # sum and count of training losses since the last log line
         self.train_seconds = 0.0  # wall time spent in fit(), over all sessions
+        self.train_cpu_seconds = 0.0  # this process's CPU time spent in fit(), over all sessions
+        self._clock = (0.0, 0.0)  # (perf_counter, process_time) when the running session's clock last started
         self.carried_state: Any = None  # the layer's last state, detached (truncated BPTT)
         self.stopped_early = False
         self.diverged = False
@@ -189,12 +191,12 @@ class Trainer:
             first = next(batches)
             self._warm_up(first)
             batches = itertools.chain([first], batches)
-        started = time.perf_counter()
+        self._restart_clock()
         bar = ProgressBar(self.total_steps, self.step, self.task.monitor, enabled=self.progress)
         finished = False
         try:
             with bar, self._graceful_interrupt(), torch_threads(loop.threads):
-                while self.step < end and not self._should_stop(started):
+                while self.step < end and not self._should_stop():
                     loss = self._train_step(next(batches).to(self.device))
                     self.step += 1
                     if not math.isfinite(loss):
@@ -204,17 +206,15 @@ class Trainer:
                     self.loss_window[0] += loss
                     self.loss_window[1] += 1
                     if self.step % loop.log_every == 0:
-                        self.train_seconds += time.perf_counter() - started
-                        started = time.perf_counter()
+                        self._tick()
                         bar.update(self.step, loss=self._log_training(logger))
                     if self.step % loop.eval_every == 0 or self.step == self.total_steps:
                         bar.update(self.step, metric=self._validate(logger))
                     else:
                         bar.update(self.step)
-                self.train_seconds += time.perf_counter() - started
-                started = time.perf_counter()
+                self._tick()
                 finished = (self.step >= self.total_steps or self.stopped_early or self.diverged or self.pruned
-                            or self._out_of_time(started))  # not a Ctrl-C: that one resumes later
+                            or self._out_of_time())  # not a Ctrl-C: that one resumes later
                 if self.last_eval_step != self.step:
                     if finished and not self.diverged:
                         self._validate(logger)  # the last step is always evaluated
@@ -242,6 +242,7 @@ class Trainer:
         for name in ("encoder", "projection", "layer"):
             getattr(self.model, name).load_state_dict(getattr(trainer.model, name).state_dict())
         self.train_seconds += trainer.train_seconds
+        self.train_cpu_seconds += trainer.train_cpu_seconds
         self.pretrain_results = {k: results[k] for k in ("metrics", "baseline", "steps", "train_seconds")}
 
     def _warm_up(self, batch) -> None:
@@ -252,10 +253,10 @@ class Trainer:
         with torch.no_grad(), torch_threads(self.config.loop.threads):
             self.task.run_model(self.model, batch.to(self.device))
 
-    def _should_stop(self, started: float) -> bool:
-        """Early stop, divergence, Ctrl-C, or the wall-clock budget spent."""
+    def _should_stop(self) -> bool:
+        """Early stop, divergence, Ctrl-C, or the time budget (wall-clock or CPU) spent."""
         return (self.stopped_early or self.diverged or self.pruned or self._stop_requested
-                or self._out_of_time(started))
+                or self._out_of_time())
 
     def _log_training(self, logger: MetricsLogger) -> float:
         """Log the mean training loss since the last log line (and the lr); return that mean."""
@@ -266,10 +267,25 @@ class Trainer:
                     "seconds": round(self.train_seconds, 3)})
         return mean
 
-    def _out_of_time(self, started: float) -> bool:
-        """Whether the wall-clock budget ``max_seconds`` is spent (``started``: when this session's clock began)."""
-        limit = self.config.loop.max_seconds
-        return limit is not None and self.train_seconds + (time.perf_counter() - started) >= limit
+    def _restart_clock(self) -> None:
+        self._clock = (time.perf_counter(), time.process_time())
+
+    def _tick(self) -> None:
+        """Add the wall and CPU time since the clock last started to the totals, and restart it."""
+        wall, cpu = self._clock
+        self.train_seconds += time.perf_counter() - wall
+        self.train_cpu_seconds += time.process_time() - cpu
+        self._restart_clock()
+
+    def _out_of_time(self) -> bool:
+        """Whether the wall-clock budget ``max_seconds`` or the CPU budget ``max_cpu_seconds`` is spent (the totals
+        of earlier sessions plus the running clock's time)."""
+        loop = self.config.loop
+        wall, cpu = self._clock
+        return ((loop.max_seconds is not None
+                 and self.train_seconds + (time.perf_counter() - wall) >= loop.max_seconds)
+                or (loop.max_cpu_seconds is not None
+                    and self.train_cpu_seconds + (time.process_time() - cpu) >= loop.max_cpu_seconds))
 
     def _validate(self, logger: MetricsLogger) -> float:
         """Evaluate on ``valid``, log, keep the best checkpoint, save the latest; the monitored value."""
@@ -336,6 +352,7 @@ class Trainer:
                 last_eval_step=self.last_eval_step,
                 loss_window=list(self.loss_window),
                 train_seconds=self.train_seconds,
+                train_cpu_seconds=self.train_cpu_seconds,
                 carried_state=self.carried_state,
                 stopped_early=self.stopped_early,
                 diverged=self.diverged,
@@ -379,6 +396,7 @@ class Trainer:
             self.last_eval_step = int(payload["last_eval_step"])
             self.loss_window = [float(payload["loss_window"][0]), int(payload["loss_window"][1])]
             self.train_seconds = float(payload["train_seconds"])
+            self.train_cpu_seconds = float(payload.get("train_cpu_seconds", 0.0))  # absent before it was kept
             self.carried_state = payload["carried_state"]
             self.stopped_early = bool(payload["stopped_early"])
             self.diverged = bool(payload["diverged"])
@@ -419,6 +437,7 @@ class Trainer:
             "pruned": self.pruned,
             "seed": self.config.loop.seed,
             "train_seconds": round(self.train_seconds, 3),
+            "train_cpu_seconds": round(self.train_cpu_seconds, 3),
             **({"pretrain": self.pretrain_results} if self.pretrain_results is not None else {}),
             "rnnlab_version": rnnlab.__version__,
             "torch_version": torch.__version__,
