@@ -5,9 +5,13 @@ Sets (see ``benchmarks/text_sets.py``, which writes the two file-based ones): ``
 ``tweets``. Variants are the task options that the study compares; ``default`` is the task's defaults.
 
     python benchmarks/text_sets.py SETS
-    python benchmarks/text_study.py run OUT --sets-dir SETS --variants default attention --cells lstm --seeds 0 \\
-        --workers 3
+    python benchmarks/text_study.py run OUT --sets-dir SETS --variants default --cells lstm gru --seeds 0 1 2 \\
+        --workers 1
     python benchmarks/text_study.py summary OUT
+
+The defaults study of 2026-12-02 (the table in ``rnnlab train sentiment --help``) ran exactly these two commands,
+one run at a time on 2 shared cores (load 4-6), 18 runs in 37 minutes; the screen before it ran single variants
+on seed 0 (``--variants long cased_long minilm ...``) and compared their validation accuracies.
 
 Every run is ``rnnlab train sentiment <set options> <variant options> --cell C --seed S --threads 1`` with the
 study's ``--steps`` (the commands are printed before they run and stored in each run's ``config.json``).
@@ -38,6 +42,30 @@ VARIANTS = {
     "pretrain": ["--pretrain-steps", "300"],
     "minilm": ["--embedding-init", "minilm"],
     "balanced": ["--class-weights", "balanced"],
+    "long": ["--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "minilm_long": ["--embedding-init", "minilm", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "attention_long": ["--readout", "attention", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "cased_long": ["--lowercase", "false", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
+    "vocab_all": ["--vocab-texts", "all"],
+    "vocab_all_minilm": ["--vocab-texts", "all", "--embedding-init", "minilm"],
+    "cased_minilm_long": ["--lowercase", "false", "--embedding-init", "minilm", "--steps", "2400", "--eval-every",
+                          "100", "--patience", "6"],
+    "cased_vocab_all_long": ["--lowercase", "false", "--vocab-texts", "all", "--steps", "2400", "--eval-every",
+                             "100", "--patience", "6"],
+    "e5": ["--epochs", "5", "--patience", "8"],
+    "e5_cased": ["--epochs", "5", "--patience", "8", "--lowercase", "false"],
+    "e5_cased_minilm": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm"],
+    "e5_minilm": ["--epochs", "5", "--patience", "8", "--embedding-init", "minilm"],
+    "e5_cased_minilm_all": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm",
+                            "--vocab-texts", "all"],
+    "e5_cased_minilm_mean": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init",
+                             "minilm", "--readout", "mean"],
+    "e5_cased_minilm_att": ["--epochs", "5", "--patience", "8", "--lowercase", "false", "--embedding-init",
+                            "minilm", "--readout", "attention"],
+    "e10_cased_minilm": ["--epochs", "10", "--patience", "8", "--lowercase", "false", "--embedding-init", "minilm"],
+    "ctx": ["--embedding-init", "minilm_context"],
+    "ctx_all": ["--embedding-init", "minilm_context", "--vocab-texts", "all"],
+    "mean_long": ["--readout", "mean", "--steps", "2400", "--eval-every", "100", "--patience", "6"],
 }
 
 
@@ -84,9 +112,9 @@ def summary(args: argparse.Namespace) -> None:
     for path in sorted(Path(args.out).glob("*/results.json")):
         name, variant, cell, _ = path.parent.name.rsplit("-", 3)
         groups.setdefault((name, variant, cell), []).append(json.loads(path.read_text()))
-    print("| set | variant | cell | seeds | test accuracy (mean +- SE) | TF-IDF+LR | majority | margin / SE | "
-          "minutes per run |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| set | variant | cell | seeds | valid accuracy (mean) | test accuracy (mean +- SE) | TF-IDF+LR | "
+          "majority | margin / SE | minutes per run |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (name, variant, cell), results in sorted(groups.items()):
         acc = [r["metrics"]["test_accuracy"] for r in results]
         base = results[0]["baseline"]["test_accuracy"]
@@ -96,8 +124,9 @@ def summary(args: argparse.Namespace) -> None:
         minutes = statistics.fmean(r["train_seconds"] for r in results) / 60
         ratio = (mean - base) / se if se > 0 else float("nan")
         seeds = ", ".join(f"{a:.3f}" for a in acc)
-        print(f"| {name} | {variant} | {cell} | {len(acc)} ({seeds}) | {mean:.4f} +- {se:.4f} | {base:.4f} | "
-              f"{majority:.4f} | {ratio:+.1f} | {minutes:.1f} |")
+        valid = statistics.fmean(r["best_valid"] for r in results)
+        print(f"| {name} | {variant} | {cell} | {len(acc)} ({seeds}) | {valid:.4f} | {mean:.4f} +- {se:.4f} | "
+              f"{base:.4f} | {majority:.4f} | {ratio:+.1f} | {minutes:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> None:

