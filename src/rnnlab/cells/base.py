@@ -70,6 +70,9 @@ class CellMath:
         gates_ih: names of the row blocks of ``weight_ih`` / ``bias_ih``, in torch's order.
         gates_hh: names of the row blocks of ``weight_hh`` / ``bias_hh``.
         zoneout_states: indices of the state tensors that zoneout mixes.
+        flow_states: indices of the state tensors that carry the past into the next step, whose gradients
+            :class:`~rnnlab.cells.probe.Probe` records as the gradient flow through time: the output ``h_t`` for
+            most cells; the LRU's complex state and the mLSTM's memory, whose output ``h_t`` is not fed back.
     """
 
     family: str = ""
@@ -78,6 +81,7 @@ class CellMath:
     gates_ih: tuple[str, ...] = ()
     gates_hh: tuple[str, ...] = ()
     zoneout_states: tuple[int, ...] = (0,)
+    flow_states: tuple[int, ...] = (0,)
     #: the gate whose bias ``forget_bias`` sets, and the sign that means "keep the previous state"
     forget_gate: tuple[str, float] | None = None
     #: the gate whose bias ``chrono_init`` sets to minus the forget gate's (the LSTM input gate), and its sign

@@ -48,6 +48,7 @@ class LRUMath(CellMath):
     """One LRU step. ``gx`` ``(B, 2N + H)`` = ``[γ Re(Bu), γ Im(Bu), Du]``; state ``(y, x_re, x_im)``."""
 
     family = "lru"
+    flow_states = (1, 2)  # the complex state x (its real and imaginary parts): y_t is not fed back
     variants = ("vanilla",)
     gates_ih = gates_hh = ()
     scan = "diagonal"

@@ -61,6 +61,7 @@ class MLSTMMath(CellMath):
     gates_ih = ()
     gates_hh = ()
     zoneout_states = (0,)
+    flow_states = (1, 2, 3)  # C, n, m: h_t is not fed back
     #: the recurrence has a parallel (attention-like) form: engine.scan.mlstm_parallel
     scan = "mlstm"
 

@@ -24,9 +24,11 @@ class Probe:
 
     Attributes:
         gates: ``{gate name: [activation (B, H) at each recorded step, ...]}`` over every layer and direction.
-        states: ``[[h_t (B, P) for t in range(T)] for each engine call]`` in call order (layer 0 forward,
-            layer 0 backward, layer 1 forward, ...). Each ``h_t`` retains its gradient, so after
-            ``loss.backward()`` ``h_t.grad`` is the total derivative of the loss with respect to ``h_t``.
+        states: ``[[s_t for t in range(T)] for each engine call]`` in call order (layer 0 forward, layer 0
+            backward, layer 1 forward, ...); ``s_t`` is the tuple of the state tensors that carry step ``t`` into
+            step ``t + 1`` (the cell's ``flow_states``: ``(h_t,)`` for most cells, each ``(B, n)``). Each retains
+            its gradient, so after ``loss.backward()`` ``part.grad`` is the total derivative of the loss with
+            respect to it.
     """
 
     def __init__(self) -> None:
@@ -35,6 +37,16 @@ class Probe:
 
     def begin_sequence(self) -> None:
         self.states.append([])
+
+    def gradient_norms(self, call: int = 0) -> list[float]:
+        """After ``loss.backward()``: :math:`\\mathrm{mean}_b \\lVert \\partial L / \\partial s_t \\rVert` for each
+        step ``t`` of engine call ``call``, the norm taken over all parts of the carried state ``s_t`` together;
+        0.0 where no gradient reached ``s_t``."""
+        norms = []
+        for carried in self.states[call]:
+            grads = [part.grad for part in carried if part.grad is not None]
+            norms.append(float(torch.cat(grads, -1).norm(dim=-1).mean()) if grads else 0.0)
+        return norms
 
 
 def active_probe() -> Probe | None:

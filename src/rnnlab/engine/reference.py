@@ -44,9 +44,12 @@ def run_reference(cell: CellMath, gx: Tensor, state0: State, p: Params, *, lengt
             active = (t < lengths).unsqueeze(1)  # (B, 1)
             new = tuple(torch.where(active, n, o) for n, o in zip(new, state, strict=True))
         state = new
-        if probe is not None and state[0].requires_grad:
-            state[0].retain_grad()
-            probe.states[-1].append(state[0])
+        if probe is not None:
+            carried = tuple(state[i] for i in cell.flow_states)
+            for part in carried:
+                if part.requires_grad:
+                    part.retain_grad()
+            probe.states[-1].append(carried)
         steps.append(state)
     if all_states:
         sequence = tuple(torch.stack(s) for s in zip(*steps, strict=True))

@@ -59,9 +59,8 @@ def diagnose(config: RunConfig, checkpoint: str | Path | None = None, batch_size
         outputs, _ = model(batch.inputs)
         loss = task.loss(outputs, batch)
     loss.backward()
-    states = probe.states[0]  # the first layer, forward direction: h_t for t = 0 .. T-1
-    norms = [float(h.grad.norm(dim=-1).mean()) if h.grad is not None else 0.0 for h in states]
-    T = len(states)
+    norms = probe.gradient_norms(0)  # the first layer, forward direction: t = 0 .. T-1
+    T = len(norms)
     gates = {}
     for name, values in probe.gates.items():
         flat = torch.cat([v.flatten() for v in values]).numpy()
