@@ -1,9 +1,10 @@
 """Diagnostics of the seeds' argument: the vanishing gradient made visible, and how gates saturate.
 
 - **Gradient flow**: for one validation batch, the norm of the total derivative of the loss with respect to
-  the first layer's state, ``||dL/dh_t||`` (mean over the batch), against the distance ``T - 1 - t`` from the
-  end of the sequence, where tasks like ``adding`` put their loss. A plain RNN's curve falls exponentially
-  with the distance; gated cells keep it up.
+  the first layer's state, ``||dL/dh_t||`` (mean over the batch; for cells whose output is not fed back, the
+  state that is: the LRU's ``x_t``, the mLSTM's memory, see ``CellMath.flow_states``), against the distance
+  ``T - 1 - t`` from the end of the sequence, where tasks like ``adding`` put their loss. A plain RNN's curve
+  falls exponentially with the distance; gated cells keep it up.
 - **Gate saturation**: histograms of every gate's activations over the batch and all steps, and the share
   of activations below 0.1 or above 0.9.
 

@@ -180,7 +180,8 @@ def extra_sentences(task: str, rows: list[dict[str, Any]], diagnostics: dict[str
 
 
 def gradient_reach(norms: list[float]) -> float | None:
-    """``||dL/dh_0|| / ||dL/dh_{T-1}||``: how much of the gradient at the end of a sequence reaches its start."""
+    """``||dL/ds_0|| / ||dL/ds_{T-1}||`` of the carried state ``s`` (``h`` for most cells): how much of the gradient
+    at the end of a sequence reaches its start."""
     if len(norms) < 2 or not norms[-1] > 0:
         return None
     return norms[0] / norms[-1]
