@@ -183,11 +183,16 @@ def test_ctrl_c_saves_and_resumes_exactly(tiny_digits, tmp_path, monkeypatch):
         return loss
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    # Python's own Ctrl-C handler, as in a terminal, whatever pytest inherited (a background job ignores SIGINT)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     monkeypatch.setattr(Trainer, "_train_step", original)
     assert load_checkpoint(run.last_checkpoint)["step"] == 17
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
     resumed = Trainer(config, RunDir.open(run.path)).fit(resume=True)
     assert resumed["metrics"] == whole["metrics"]
     assert _losses(run.path) == _losses(tmp_path / "whole")
