@@ -234,8 +234,9 @@ def minilm_vectors(
         if row in skip or not ids or ids == [unk]:
             continue
         split[row] = ids
-        raw[row] = matrix[ids].mean(axis=0)
         found[row] = True
+        if not contextual:
+            raw[row] = matrix[ids].mean(axis=0)
     if contextual:
         for row, vector in _minilm_sentence_vectors(model, split, pieces["[CLS]"], pieces["[SEP]"], matrix).items():
             raw[row] = vector

@@ -72,16 +72,12 @@ class Budget:
             return cls()
         raw = text.strip().lower()
         try:
-            if raw.endswith("cpu"):
-                cpu_seconds = float(raw[:-3])
-                if not (cpu_seconds > 0 and math.isfinite(cpu_seconds)):
-                    raise ValueError
-                return cls(cpu_seconds=cpu_seconds)
-            if raw.endswith("s"):
-                seconds = float(raw[:-1])
-                if not (seconds > 0 and math.isfinite(seconds)):
-                    raise ValueError
-                return cls(seconds=seconds)
+            for suffix, field in (("cpu", "cpu_seconds"), ("s", "seconds")):
+                if raw.endswith(suffix):
+                    value = float(raw[: -len(suffix)])
+                    if not (value > 0 and math.isfinite(value)):
+                        raise ValueError
+                    return cls(**{field: value})
             steps = int(raw)
             if steps <= 0:
                 raise ValueError
